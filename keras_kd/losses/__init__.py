@@ -1,12 +1,28 @@
 """Distillation losses: pure functions in `functional`, Keras `Loss` classes, short-name registry."""
 
 from keras_kd.losses import functional
-from keras_kd.losses.logits import KLDivergence, SoftTargetCrossEntropy, TemperatureLoss
+from keras_kd.losses.logits import (
+    DIST,
+    DKD,
+    HardDistillation,
+    JSDivergence,
+    KLDivergence,
+    MSELogits,
+    ReverseKL,
+    SoftTargetCrossEntropy,
+    TemperatureLoss,
+)
 from keras_kd.losses.registry import get, register, registered_names
 
 __all__ = [
     "functional",
+    "DIST",
+    "DKD",
+    "HardDistillation",
+    "JSDivergence",
     "KLDivergence",
+    "MSELogits",
+    "ReverseKL",
     "SoftTargetCrossEntropy",
     "TemperatureLoss",
     "get",

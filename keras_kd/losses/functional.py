@@ -54,3 +54,122 @@ def soft_target_cross_entropy(teacher_logits, student_logits, temperature=1.0, a
     temperature = _float32(temperature)
     p = ops.exp(log_p)
     return -ops.square(temperature) * ops.sum(p * log_q, axis=axis)
+
+
+_LOG_2 = 0.6931471805599453
+# Logit added to masked-out classes: exp(-1e9) is 0 in float32 but stays finite (no NaN gradient).
+_MASKED_LOGIT = -1e9
+
+
+def reverse_kl(teacher_logits, student_logits, temperature=1.0, axis=-1):
+    """Reverse KL, the mode-seeking direction (used by MiniLLM, Gu et al. 2024, for generative KD).
+
+    `T² · KL(softmax(s/T) ‖ softmax(t/T))` per example, in log-space: the student is penalized for
+    putting mass where the teacher has little, rather than for missing the teacher's modes.
+    """
+    return kl_divergence(student_logits, teacher_logits, temperature, axis)
+
+
+def js_divergence(teacher_logits, student_logits, temperature=1.0, axis=-1):
+    """Jensen-Shannon divergence between the softened teacher and student distributions.
+
+    `T² · ½ [KL(p ‖ m) + KL(q ‖ m)]` with `p = softmax(t/T)`, `q = softmax(s/T)`, `m = (p + q) / 2`;
+    `log m = logaddexp(log p, log q) - log 2`, so nothing leaves log-space. Symmetric and bounded by
+    `T² · log 2`.
+    """
+    log_p = _scaled_log_softmax(teacher_logits, temperature, axis)
+    log_q = _scaled_log_softmax(student_logits, temperature, axis)
+    log_m = ops.logaddexp(log_p, log_q) - _LOG_2
+    temperature = _float32(temperature)
+    js = 0.5 * (_plogp_minus_plogq(log_p, log_m, axis) + _plogp_minus_plogq(log_q, log_m, axis))
+    return ops.square(temperature) * js
+
+
+def mse_logits(teacher_logits, student_logits, axis=-1):
+    """Logit regression, Ba & Caruana 2014, "Do Deep Nets Really Need to be Deep?".
+
+    `mean_c (s_c - t_c)²` per example (the high-temperature limit of KD, Hinton 2015 section 2.1).
+    """
+    return ops.mean(ops.square(_float32(student_logits) - _float32(teacher_logits)), axis=axis)
+
+
+def _label_mask(labels, logits):
+    """A float32 one-hot mask of the ground-truth class from sparse (or one-hot) `labels`."""
+    labels = ops.convert_to_tensor(labels)
+    num_classes = ops.shape(logits)[-1]
+    if len(labels.shape) == len(logits.shape):
+        if labels.shape[-1] == 1:
+            labels = ops.squeeze(labels, axis=-1)
+        else:  # one-hot or soft labels: the target class is the argmax
+            labels = ops.argmax(labels, axis=-1)
+    return ops.one_hot(ops.cast(labels, "int32"), num_classes, dtype="float32")
+
+
+def dkd(teacher_logits, student_logits, labels, temperature=4.0, alpha=1.0, beta=8.0):
+    """Decoupled KD, Zhao et al. 2022, "Decoupled Knowledge Distillation" (CVPR).
+
+    KD splits into a target-class term and a non-target term that are weighted separately:
+
+        TCKD = T² · KL([p_g, 1 - p_g]^T ‖ [p_g, 1 - p_g]^S)      binary target/rest probabilities
+        NCKD = T² · KL(p̂^T ‖ p̂^S)      p̂ = softmax over the non-target classes only
+        DKD  = alpha · TCKD + beta · NCKD
+
+    with `p = softmax(z/T)` and `g` the ground-truth class (`labels`: sparse ids, or one-hot).
+    `log(1 - p_g)` is the log-sum-exp of the non-target log-probabilities, so it stays accurate when
+    `p_g → 1`. Classes are on the last axis of 2-D logits.
+    """
+    mask = _label_mask(labels, teacher_logits)
+    log_p_t = _scaled_log_softmax(teacher_logits, temperature)
+    log_p_s = _scaled_log_softmax(student_logits, temperature)
+
+    def binary(log_p):
+        log_target = ops.sum(log_p * mask, axis=-1, keepdims=True)
+        log_rest = ops.logsumexp(ops.where(mask > 0, _MASKED_LOGIT, log_p), axis=-1, keepdims=True)
+        return ops.concatenate([log_target, log_rest], axis=-1)
+
+    tckd = _plogp_minus_plogq(binary(log_p_t), binary(log_p_s))
+    # Non-target distribution: drop the target class (its logit → -1e9) and renormalize.
+    log_nt_t = ops.log_softmax(ops.where(mask > 0, _MASKED_LOGIT, log_p_t), axis=-1)
+    log_nt_s = ops.log_softmax(ops.where(mask > 0, _MASKED_LOGIT, log_p_s), axis=-1)
+    nckd = _plogp_minus_plogq(log_nt_t, log_nt_s)
+    temperature = _float32(temperature)
+    return ops.square(temperature) * (_float32(alpha) * tckd + _float32(beta) * nckd)
+
+
+def _pearson(a, b, axis, eps=1e-8):
+    a = a - ops.mean(a, axis=axis, keepdims=True)
+    b = b - ops.mean(b, axis=axis, keepdims=True)
+    norms = ops.sqrt(ops.sum(ops.square(a), axis=axis)) * ops.sqrt(ops.sum(ops.square(b), axis=axis))
+    return ops.sum(a * b, axis=axis) / (norms + eps)
+
+
+def dist(teacher_logits, student_logits, temperature=1.0, beta=1.0, gamma=1.0):
+    """DIST, Huang et al. 2022, "Knowledge Distillation from A Stronger Teacher" (NeurIPS).
+
+    Matches relations instead of exact probabilities, with `y = softmax(z/T)` on (batch, classes):
+
+        inter = T² · (1 - pearson(y^S_i, y^T_i))              per example i (row)
+        intra = T² · mean_c (1 - pearson(y^S_{:,c}, y^T_{:,c}))   over the batch, per class c
+        DIST  = beta · inter + gamma · intra
+
+    Returns one value per example: its inter term plus the batch's intra term (the same for every
+    example), so the batch mean is the paper's loss. The intra term couples the examples of a batch:
+    with `tf.distribute` it is computed per replica, and `sample_weight` weights only the inter term.
+    """
+    y_t = ops.exp(_scaled_log_softmax(teacher_logits, temperature))
+    y_s = ops.exp(_scaled_log_softmax(student_logits, temperature))
+    inter = 1.0 - _pearson(y_s, y_t, axis=-1)
+    intra = 1.0 - ops.mean(_pearson(y_s, y_t, axis=0))
+    temperature = _float32(temperature)
+    return ops.square(temperature) * (_float32(beta) * inter + _float32(gamma) * intra)
+
+
+def hard_distillation(teacher_logits, student_logits, axis=-1):
+    """Hard-label distillation, Touvron et al. 2021 (DeiT, "Training data-efficient image
+    transformers & distillation through attention", section 5.2).
+
+    Cross-entropy with the teacher's argmax as the label: `-log_softmax(s)[argmax t]` per example.
+    """
+    num_classes = ops.shape(teacher_logits)[axis]
+    hard = ops.one_hot(ops.argmax(_float32(teacher_logits), axis=axis), num_classes, axis=axis, dtype="float32")
+    return -ops.sum(hard * ops.log_softmax(_float32(student_logits), axis=axis), axis=axis)

@@ -80,3 +80,132 @@ class SoftTargetCrossEntropy(TemperatureLoss):
 
     def call(self, y_true, y_pred):
         return functional.soft_target_cross_entropy(y_true, y_pred, self.temperature)
+
+
+@register("reverse_kl")
+class ReverseKL(TemperatureLoss):
+    """Reverse (mode-seeking) KL, as in MiniLLM (Gu et al. 2024).
+
+    `loss = T² · mean_batch KL(softmax(s/T) ‖ softmax(t/T))`, in log-space and float32.
+    """
+
+    def __init__(self, temperature=4.0, reduction="sum_over_batch_size", name="reverse_kl", dtype=None):
+        super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return functional.reverse_kl(y_true, y_pred, self.temperature)
+
+
+@register("js", "js_divergence", "jensen_shannon")
+class JSDivergence(TemperatureLoss):
+    """Jensen-Shannon divergence between softened teacher and student distributions.
+
+    `loss = T² · mean_batch ½ [KL(p ‖ m) + KL(q ‖ m)]`, `p = softmax(t/T)`, `q = softmax(s/T)`,
+    `m = (p + q)/2`; symmetric and bounded by `T² log 2`.
+    """
+
+    def __init__(self, temperature=4.0, reduction="sum_over_batch_size", name="js_divergence", dtype=None):
+        super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return functional.js_divergence(y_true, y_pred, self.temperature)
+
+
+@register("mse_logits", "logit_regression")
+class MSELogits(keras.losses.Loss):
+    """Logit regression, Ba & Caruana 2014: `loss = mean_batch mean_c (s_c - t_c)²` (no temperature)."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mse_logits", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return functional.mse_logits(y_true, y_pred)
+
+
+@register("hard", "hard_distillation")
+class HardDistillation(keras.losses.Loss):
+    """Hard-label distillation, Touvron et al. 2021 (DeiT): cross-entropy on the teacher's argmax.
+
+    `loss = mean_batch -log_softmax(s)[argmax t]`. No temperature: `Distiller` schedules none.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="hard_distillation", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return functional.hard_distillation(y_true, y_pred)
+
+
+def _teacher_and_labels(loss, y_true):
+    if not isinstance(y_true, dict) or "logits" not in y_true or "labels" not in y_true:
+        raise ValueError(
+            f"`{type(loss).__name__}` needs the ground-truth labels: call it as "
+            "`loss({'logits': teacher_logits, 'labels': labels}, student_logits)` (the Distiller does "
+            f"this for losses with `needs_labels = True`). Received: y_true={y_true!r}"
+        )
+    return y_true["logits"], y_true["labels"]
+
+
+@register("dkd", "decoupled_kd")
+class DKD(TemperatureLoss):
+    """Decoupled Knowledge Distillation, Zhao et al. 2022 (CVPR).
+
+    `loss = T² · mean_batch [alpha · KL(b^T ‖ b^S) + beta · KL(p̂^T ‖ p̂^S)]` where `b = [p_g, 1 - p_g]`
+    (target class `g` vs the rest) and `p̂` the softmax over the non-target classes (see
+    `functional.dkd`).
+
+    DKD needs the ground-truth label, so `needs_labels = True`: `y_true` is a dict
+    `{"logits": teacher_logits, "labels": labels}` (sparse class ids or one-hot). `Distiller` builds
+    this dict from the batch's `y` for every distillation loss that declares `needs_labels`.
+
+    Args:
+        temperature: `T > 0` (paper: 4.0).
+        alpha: weight of the target-class term TCKD (paper: 1.0).
+        beta: weight of the non-target term NCKD (paper: 8.0 on CIFAR-100, 0.5 on ImageNet).
+    """
+
+    needs_labels = True
+
+    def __init__(
+        self, temperature=4.0, alpha=1.0, beta=8.0, reduction="sum_over_batch_size", name="dkd", dtype=None
+    ):
+        super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
+        for key, value in (("alpha", alpha), ("beta", beta)):
+            if not float(value) >= 0:
+                raise ValueError(f"`{key}` must be >= 0. Received: {key}={value}")
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def call(self, y_true, y_pred):
+        teacher_logits, labels = _teacher_and_labels(self, y_true)
+        return functional.dkd(teacher_logits, y_pred, labels, self.temperature, self.alpha, self.beta)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "beta": self.beta}
+
+
+@register("dist")
+class DIST(TemperatureLoss):
+    """DIST, Huang et al. 2022, "Knowledge Distillation from A Stronger Teacher" (NeurIPS).
+
+    `loss = T² · [beta · mean_i (1 - ρ(y^S_i, y^T_i)) + gamma · mean_c (1 - ρ(y^S_{:,c}, y^T_{:,c}))]`
+    with `ρ` the Pearson correlation and `y = softmax(z/T)`: inter-class (per example) plus
+    intra-class (per class, across the batch) relations (see `functional.dist`).
+
+    Args:
+        temperature: `T > 0` (paper: 1.0 on ImageNet, 4.0 on CIFAR-100).
+        beta, gamma: inter- and intra-class weights (paper: 1.0 and 1.0).
+    """
+
+    def __init__(
+        self, temperature=1.0, beta=1.0, gamma=1.0, reduction="sum_over_batch_size", name="dist", dtype=None
+    ):
+        super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
+        self.beta = float(beta)
+        self.gamma = float(gamma)
+
+    def call(self, y_true, y_pred):
+        return functional.dist(y_true, y_pred, self.temperature, self.beta, self.gamma)
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta, "gamma": self.gamma}

@@ -1,1 +1,5 @@
-"""keras_kd.callbacks."""
+"""keras_kd.callbacks: TensorBoard logging of distillation scalars, temperature/alpha schedules."""
+
+from keras_kd.callbacks.tensorboard import DistillationTensorBoard
+
+__all__ = ["DistillationTensorBoard"]

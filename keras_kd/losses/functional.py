@@ -173,3 +173,114 @@ def hard_distillation(teacher_logits, student_logits, axis=-1):
     num_classes = ops.shape(teacher_logits)[axis]
     hard = ops.one_hot(ops.argmax(_float32(teacher_logits), axis=axis), num_classes, axis=axis, dtype="float32")
     return -ops.sum(hard * ops.log_softmax(_float32(student_logits), axis=axis), axis=axis)
+
+
+# ---------------------------------------------------------------- intermediate layers
+# Feature functions take (batch, [positions...], features) tensors and an optional padding `mask`
+# (batch, positions) with 1 for real tokens and 0 for padding; padded positions change nothing.
+
+
+def _masked_mean_per_example(values, mask=None):
+    """Mean over every axis but the batch axis; with a (batch, positions) `mask`, over real positions."""
+    values = _float32(values)
+    batch_axes = tuple(range(1, len(values.shape)))
+    if mask is None or len(values.shape) < 2:
+        return ops.mean(values, axis=batch_axes) if batch_axes else values
+    mask = _float32(mask)
+    while len(mask.shape) < len(values.shape):
+        mask = ops.expand_dims(mask, -1)
+    mask = ops.broadcast_to(mask, ops.shape(values))
+    return ops.sum(values * mask, axis=batch_axes) / ops.maximum(ops.sum(mask, axis=batch_axes), 1.0)
+
+
+def hidden_state_mse(teacher_features, student_features, mask=None):
+    """FitNets hint loss, Romero et al. 2015 (and TinyBERT's hidden-state loss, Jiao et al. 2020).
+
+    `mean_{positions, d} (h^S - h^T)²` per example over real (unpadded) positions; the student's
+    features are projected to the teacher's width beforehand by `HiddenStateMSE`.
+    """
+    error = ops.mean(ops.square(_float32(student_features) - _float32(teacher_features)), axis=-1)
+    return _masked_mean_per_example(error, mask)
+
+
+def cosine_embedding(teacher_features, student_features, mask=None, eps=1e-12):
+    """Cosine embedding loss (DistilBERT, Sanh et al. 2019): `mean_positions (1 - cos(h^S, h^T))`."""
+    t, s = _float32(teacher_features), _float32(student_features)
+    dot = ops.sum(t * s, axis=-1)
+    norms = ops.sqrt(ops.sum(ops.square(t), axis=-1) * ops.sum(ops.square(s), axis=-1))
+    return _masked_mean_per_example(1.0 - dot / ops.maximum(norms, eps), mask)
+
+
+def _attention_map(features, mask, p, eps=1e-12):
+    """AT's spatial map: `mean_c |F|^p`, flattened, padding zeroed, L2-normalized per example."""
+    a = ops.mean(ops.power(ops.abs(_float32(features)), p), axis=-1)
+    if mask is not None:
+        a = a * _float32(mask)
+    a = ops.reshape(a, (ops.shape(a)[0], -1))
+    return a / ops.maximum(ops.sqrt(ops.sum(ops.square(a), axis=-1, keepdims=True)), eps)
+
+
+def attention_transfer(teacher_features, student_features, mask=None, p=2.0):
+    """Activation-based attention transfer, Zagoruyko & Komodakis 2017 ("Paying More Attention to
+    Attention", ICLR).
+
+    With `Q = vec(mean_c |F|^p) / ‖vec(mean_c |F|^p)‖₂` over the spatial (or sequence) positions of
+    channels-last features: `mean_positions (Q^S - Q^T)²` per example (the reference code's
+    `(at(x) - at(y)).pow(2).mean()`; the paper weights it by β/2 with β = 1000). Channel counts may
+    differ; spatial sizes must match. Padded positions are zeroed and excluded from the mean.
+    """
+    diff = ops.square(_attention_map(student_features, mask, p) - _attention_map(teacher_features, mask, p))
+    if mask is None:
+        return ops.mean(diff, axis=-1)
+    mask = ops.reshape(_float32(mask), (ops.shape(diff)[0], -1))
+    return ops.sum(diff, axis=-1) / ops.maximum(ops.sum(mask, axis=-1), 1.0)
+
+
+def _attention_masks(mask):
+    """(batch, 1, q, 1) query and (batch, 1, 1, k) key masks from a (batch, length) padding mask."""
+    mask = _float32(mask)
+    return mask[:, None, :, None], mask[:, None, None, :]
+
+
+def attention_mse(teacher_attention, student_attention, mask=None):
+    """TinyBERT attention loss, Jiao et al. 2020: `mean_{h, q, k} (A^S - A^T)²` per example.
+
+    Attention maps are (batch, heads, queries, keys); with a padding `mask` only real query/key
+    pairs count.
+    """
+    error = ops.square(_float32(student_attention) - _float32(teacher_attention))
+    if mask is None:
+        return ops.mean(error, axis=(1, 2, 3))
+    query_mask, key_mask = _attention_masks(mask)
+    pairs = ops.broadcast_to(query_mask * key_mask, ops.shape(error))
+    return ops.sum(error * pairs, axis=(1, 2, 3)) / ops.maximum(ops.sum(pairs, axis=(1, 2, 3)), 1.0)
+
+
+def attention_kl(teacher_attention, student_attention, mask=None, from_logits=False):
+    """MiniLM self-attention distillation, Wang et al. 2020: `mean_{h, q} KL(A^T_{h,q} ‖ A^S_{h,q})`.
+
+    Maps are (batch, heads, queries, keys) attention probabilities, or attention scores with
+    `from_logits=True` (then log-softmaxed over the real keys only). With a padding `mask`, padded
+    keys are dropped from each distribution and padded queries from the mean.
+    """
+    t, s = _float32(teacher_attention), _float32(student_attention)
+    if mask is None:
+        query_mask = key_mask = None
+    else:
+        query_mask, key_mask = _attention_masks(mask)
+    if from_logits:
+        if key_mask is not None:
+            t = ops.where(key_mask > 0, t, _MASKED_LOGIT)
+            s = ops.where(key_mask > 0, s, _MASKED_LOGIT)
+        log_t, log_s = ops.log_softmax(t, axis=-1), ops.log_softmax(s, axis=-1)
+    else:
+        tiny = 1e-30
+        log_t, log_s = ops.log(ops.maximum(t, tiny)), ops.log(ops.maximum(s, tiny))
+        if key_mask is not None:
+            log_t = ops.where(key_mask > 0, log_t, _MASKED_LOGIT)
+            log_s = ops.where(key_mask > 0, log_s, _MASKED_LOGIT)
+    rows = _plogp_minus_plogq(log_t, log_s)  # (batch, heads, queries)
+    if query_mask is None:
+        return ops.mean(rows, axis=(1, 2))
+    query_mask = ops.broadcast_to(query_mask[..., 0], ops.shape(rows))
+    return ops.sum(rows * query_mask, axis=(1, 2)) / ops.maximum(ops.sum(query_mask, axis=(1, 2)), 1.0)

@@ -33,8 +33,9 @@ def _check_model(value, name, allow_none=False):
 
 def _static_logits_shape(model):
     """The static shape of a built Functional/Sequential model's logits, or None if unknown."""
+    functional = getattr(model, "_functional", model)  # Sequential wraps a Functional model
     try:
-        output = model.output
+        output = functional.output if hasattr(functional, "_outputs_struct") else None
     except (AttributeError, ValueError):
         return None
     if isinstance(output, dict):
@@ -136,6 +137,8 @@ class Distiller(keras.Model):
             keras.metrics.Mean(name=getattr(term, "name", f"feature_loss_{i}"))
             for i, term in enumerate(self.feature_losses)
         ]
+        # The steps call the student directly, never `self`: the Distiller is built when its models are.
+        self.built = bool(student.built)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -163,6 +166,13 @@ class Distiller(keras.Model):
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compile from a saved `.keras` file (our `compile` is custom, so Keras skips it)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # ---------------------------------------------------------------- forward
     def call(self, inputs, training=None):

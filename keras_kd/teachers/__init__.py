@@ -1,5 +1,29 @@
-"""Teacher adapters: wrap a model so it returns `{"logits", "hidden_states", "attentions", "embedding"}`."""
+"""Teacher adapters: wrap a model so it returns `{"logits", "hidden_states", "attentions", "embedding"}`.
 
-from keras_kd.teachers.base import OUTPUT_KEYS, as_output_dict
+| adapter | wraps |
+|---|---|
+| `KerasTeacher(model, outputs=...)` | any Keras model; intermediate layers by name |
+| `KerasHubTeacher.from_preset(path)` | keras-hub text backbones (BERT, ...), with their preprocessor |
+| `TransformersTeacher.from_pretrained(path)` | Hugging Face `transformers` 4.x TF models (`[hf]` extra) |
+| `SavedModelTeacher(path, signature=...)` | any TensorFlow SavedModel signature |
 
-__all__ = ["OUTPUT_KEYS", "as_output_dict"]
+`fine_tune_head` trains a classification head on a backbone teacher.
+"""
+
+from keras_kd.teachers.base import OUTPUT_KEYS, TeacherAdapter, as_output_dict
+from keras_kd.teachers.finetune import fine_tune_head
+from keras_kd.teachers.keras_hub import KerasHubTeacher
+from keras_kd.teachers.keras_model import KerasTeacher
+from keras_kd.teachers.saved_model import SavedModelTeacher
+from keras_kd.teachers.transformers_tf import TransformersTeacher
+
+__all__ = [
+    "OUTPUT_KEYS",
+    "KerasHubTeacher",
+    "KerasTeacher",
+    "SavedModelTeacher",
+    "TeacherAdapter",
+    "TransformersTeacher",
+    "as_output_dict",
+    "fine_tune_head",
+]

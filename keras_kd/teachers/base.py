@@ -1,5 +1,9 @@
 """What every teacher returns: a dict of outputs with at least `"logits"` (or `"embedding"`)."""
 
+import numbers
+
+import keras
+
 OUTPUT_KEYS = ("logits", "hidden_states", "attentions", "embedding")
 
 
@@ -14,3 +18,60 @@ def as_output_dict(outputs):
             "{'logits': ..., 'hidden_states': [...]} to expose several outputs."
         )
     return {"logits": outputs}
+
+
+def make_head(head, name="head"):
+    """A classification head from `None`, a number of classes (a `Dense` layer) or a Keras layer."""
+    if head is None or isinstance(head, keras.layers.Layer):
+        return head
+    if isinstance(head, bool) or not isinstance(head, numbers.Integral) or head < 1:
+        raise ValueError(
+            "`head` must be None, a number of classes >= 1 or a keras.layers.Layer. "
+            f"Received: head={head!r}"
+        )
+    return keras.layers.Dense(int(head), name=name)
+
+
+class TeacherAdapter(keras.layers.Layer):
+    """Base class of the `keras_kd.teachers` adapters: a frozen Keras layer returning a dict.
+
+    Subclasses implement `teacher_outputs(inputs, training)` returning some of `OUTPUT_KEYS`
+    (`"embedding"`, `"hidden_states"`, ...). When the adapter has a `head` (a number of classes or a
+    Keras layer), `call` adds `"logits" = head(outputs["embedding"])`: a sentence-embedding backbone
+    becomes a classifier teacher (train the head with `keras_kd.teachers.fine_tune_head`).
+
+    Adapters are created frozen (`trainable=False`) and called with `training=False` by `Distiller`.
+    """
+
+    def __init__(self, head=None, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.head = make_head(head)
+
+    def teacher_outputs(self, inputs, training=False):
+        raise NotImplementedError
+
+    def call(self, inputs, training=False):
+        outputs = as_output_dict(self.teacher_outputs(inputs, training=training))
+        if self.head is not None:
+            if "embedding" not in outputs:
+                raise ValueError(
+                    f"{type(self).__name__} has a `head` but its model returns no 'embedding' to apply it "
+                    f"to. Received outputs: {sorted(outputs)}"
+                )
+            outputs["logits"] = self.head(outputs["embedding"], training=training)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config["head"] = (
+            keras.saving.serialize_keras_object(self.head) if self.head is not None else None
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("head") is not None:
+            config["head"] = keras.saving.deserialize_keras_object(config["head"])
+        return cls(**config)

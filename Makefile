@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv test test-large demo bench lint results data-apt clean
+.PHONY: venv test test-large demo bench lint results readme data-apt clean
 
 # (Re)install only when the package metadata or the data list changed.
 $(STAMP): setup.cfg pyproject.toml requirements-data.txt
@@ -33,6 +33,10 @@ bench: venv
 
 results: venv
 	$(BIN)/python examples/make_results_table.py
+	$(BIN)/python docs/build_readme.py
+
+readme:
+	$(PYTHON) docs/build_readme.py
 
 lint: venv
 	$(BIN)/ruff check keras_kd tests examples benchmarks

@@ -28,8 +28,9 @@ test-large: venv data-apt
 demo: venv
 	$(BIN)/keras-kd demo
 
+# Every benchmark script (not the _helpers); each writes its own section of benchmarks/RESULTS.md.
 bench: venv
-	$(BIN)/python benchmarks/online_overhead.py
+	set -e; for script in benchmarks/[a-z]*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 results: venv
 	$(BIN)/python examples/make_results_table.py

@@ -1,6 +1,26 @@
-"""Data for distillation: batch keys, cached teacher outputs, text pipelines, real offline datasets."""
+"""Data for distillation: batch keys, cached teacher outputs, text pipelines, real offline datasets.
 
-from keras_kd.data import keys
+- `keys`: reserved keys of a distillation batch (`student_inputs`, `teacher_inputs`, `teacher_outputs`);
+- `datasets`: real data that pip/apt install (Chinese reviews, Rotten Tomatoes, tweets, MNIST, Fashion-MNIST);
+- `text`: tokenizers made of TF ops (WordPiece, bytes, characters) and `make_text_dataset`;
+- `cache`: `cache_teacher_outputs` (run the teacher once, reuse its outputs every epoch);
+- `augment`: token masking / deletion / swap and teacher-labelled unlabelled text;
+- `parallel`: English → other-language sentence pairs from installed translation catalogs.
+"""
+
+from keras_kd.data import datasets, keys, text
 from keras_kd.data.keys import STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_OUTPUTS
+from keras_kd.data.text import ByteTokenizer, CharTokenizer, WordPieceTokenizer, make_text_dataset
 
-__all__ = ["keys", "STUDENT_INPUTS", "TEACHER_INPUTS", "TEACHER_OUTPUTS"]
+__all__ = [
+    "keys",
+    "datasets",
+    "text",
+    "STUDENT_INPUTS",
+    "TEACHER_INPUTS",
+    "TEACHER_OUTPUTS",
+    "ByteTokenizer",
+    "CharTokenizer",
+    "WordPieceTokenizer",
+    "make_text_dataset",
+]

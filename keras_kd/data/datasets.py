@@ -20,7 +20,6 @@ import bz2
 import csv
 import gzip
 import importlib.util
-import io
 import os
 import pathlib
 
@@ -93,15 +92,15 @@ def dedupe_labelled_texts(texts, labels):
     """
     seen = {}
     conflicting = set()
-    for text, label in zip(texts, labels):
+    for text, label in zip(texts, labels, strict=True):
         text = text.strip()
         if not text:
             continue
         if text in seen and seen[text] != label:
             conflicting.add(text)
         seen.setdefault(text, label)
-    kept = [(t, l) for t, l in seen.items() if t not in conflicting]
-    return [t for t, _ in kept], [l for _, l in kept]
+    kept = [(text, label) for text, label in seen.items() if text not in conflicting]
+    return [text for text, _ in kept], [label for _, label in kept]
 
 
 # ---------------------------------------------------------------- text

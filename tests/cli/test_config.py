@@ -1,0 +1,115 @@
+import pathlib
+
+import pytest
+
+from keras_kd.cli import config as config_lib
+
+CONFIGS = sorted((pathlib.Path(__file__).resolve().parents[2] / "examples" / "configs").glob("*.yaml"))
+MINIMAL = {"teacher": {"builder": "char_cnn"}, "student": {"builder": "char_cnn"}, "data": {"dataset": "chinese_reviews"}}
+
+
+def _with(**sections):
+    config = {k: dict(v) for k, v in MINIMAL.items()}
+    for key, value in sections.items():
+        config[key] = value
+    return config
+
+
+def test_there_is_one_config_per_example():
+    names = {p.stem for p in CONFIGS}
+    assert {"demo", "fashion_mnist", "zh_sentiment", "en_sentiment_bert", "multilingual_embeddings",
+            "cross_lingual_sentiment"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_example_config_loads_and_round_trips(path):
+    config = config_lib.load_config(path)
+    assert config.name
+    again = config_lib.parse_config(config.to_dict())
+    assert again.to_dict() == config.to_dict()
+
+
+def test_defaults():
+    config = config_lib.parse_config(MINIMAL, name="x")
+    assert config.name == "x"
+    assert config.training.epochs == 3 and config.training.batch_size == 64
+    assert config.distillation.temperature == 4.0 and config.distillation.alpha == 0.9
+    assert config.export.tflite == ["float", "dynamic"]
+    assert config.run_dirs() == ("saved_models/x", "runs/x")
+    assert config.run_dirs("/o", "/r") == ("/o/x", "/r/x")
+
+
+def test_build_loss_takes_the_temperature():
+    config = config_lib.parse_config(_with(distillation={"loss": "kl", "temperature": 2.5}))
+    loss = config.distillation.build_loss()
+    assert loss.get_config()["temperature"] == 2.5
+    # an explicit temperature inside the loss mapping wins
+    config = config_lib.parse_config(_with(distillation={"loss": {"name": "kl", "temperature": 1.5}}))
+    assert config.distillation.build_loss().get_config()["temperature"] == 1.5
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"trainng": {}}, r"Unknown key `trainng` in the config\. Valid keys: name, seed, teacher, student, data"),
+        ({"training": {"epochs": 3, "lr": 0.1}}, r"Unknown key `lr` in `training`\. Valid keys: epochs, batch_size, "),
+        ({"training": {"epochs": 0}}, r"`training.epochs` must be an integer >= 1\. Received: training.epochs=0"),
+        ({"training": {"batch_size": "64"}}, r"`training.batch_size` must be an integer >= 1\. Received: "
+                                              r"training.batch_size='64'"),
+        ({"training": {"learning_rate": 0}}, r"`training.learning_rate` must be a number > 0"),
+        ({"distillation": {"temperature": 0}}, r"`distillation.temperature` must be a number > 0\. "
+                                                r"Received: distillation.temperature=0"),
+        ({"distillation": {"alpha": 1.5}}, r"`distillation.alpha` must be a number in \[0, 1\]\. "
+                                           r"Received: distillation.alpha=1.5"),
+        ({"distillation": {"loss": "kll"}}, r"`distillation.loss` must be a registered loss name \(.*kl.*\)"),
+        ({"strategy": "gpu"}, r"`strategy` must be one of 'auto', 'default', 'mirrored'"),
+        ({"precision": "float8"}, r"`precision` must be one of 'float32', 'mixed_float16', 'mixed_bfloat16'"),
+        ({"export": {"tflite": ["int4"]}}, r"`export.tflite` must be a list, each item one of 'float'"),
+        ({"data": {}}, r"`data.dataset` is required\. Valid keys in `data`: dataset, kwargs"),
+        ({"data": {"dataset": "imagenet"}}, r"`data.dataset` must be one of chinese_reviews, .*Received: "
+                                            r"data.dataset='imagenet'"),
+        ({"teacher": {"builder": "char_cnn", "path": "t.keras"}}, r"`teacher` needs exactly one of `path`, "
+                                                                   r"`builder` or `preset`"),
+        ({"teacher": {}}, r"`teacher` needs exactly one of .*Received: none of them"),
+        ({"teacher": {"builder": "resnet"}}, r"`teacher.builder` must be a built-in model \(char_cnn, mlp, "
+                                             r"image_cnn\)"),
+        ({"teacher": {"path": "t.keras", "train_epochs": 2}}, r"`teacher.train_epochs` needs a `builder`"),
+        ({"student": {"preset": "/x"}}, r"`student.preset` is for teachers"),
+        ({"teacher": "t.keras"}, r"`teacher` must be a mapping with keys path, builder"),
+        ({"data": {"dataset": "chinese_reviews", "validation_fraction": 0.95}},
+         r"`data.validation_fraction` must be a number in \[0, 0.9\]"),
+        ({"training": {"jit_compile": "yes"}}, r"`training.jit_compile` must be true, false or 'auto'"),
+    ],
+)
+def test_bad_configs_fail_with_the_message(sections, message):
+    with pytest.raises(ValueError, match=message):
+        config_lib.parse_config(_with(**sections))
+
+
+def test_not_a_mapping():
+    with pytest.raises(ValueError, match="A keras-kd config must be a YAML mapping"):
+        config_lib.parse_config(["teacher"])
+
+
+def test_python_tags_are_refused(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ValueError, match=r"yaml.safe_load.*never builds Python objects"):
+        config_lib.load_config(path)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("teacher: {builder: char_cnn}\nstudent: {builder: char_cnn}\n"
+                    "data: {dataset: chinese_reviews}\ntraining: {epochs: -1}\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: `training.epochs` must be an integer >= 1"):
+        config_lib.load_config(path)
+    path.write_text("teacher: [unclosed\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml is not valid YAML"):
+        config_lib.load_config(path)
+
+
+def test_name_defaults_to_file_stem(tmp_path):
+    path = tmp_path / "my_run.yaml"
+    path.write_text("teacher: {builder: char_cnn}\nstudent: {builder: char_cnn}\ndata: {dataset: chinese_reviews}\n")
+    assert config_lib.load_config(path).name == "my_run"

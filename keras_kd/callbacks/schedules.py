@@ -53,8 +53,10 @@ class _VariableScheduler(keras.callbacks.Callback):
                 raise ValueError(f"`schedule` pairs must be (step, value). Received: {pair!r}")
             step, value = pair
             checked.append((int(step), self.check_value(float(value))))
-        if not checked or any(a[0] >= b[0] for a, b in zip(checked, checked[1:])):
-            raise ValueError(f"`schedule` must be a non-empty list of pairs with increasing steps. Received: {pairs!r}")
+        if not checked or any(a[0] >= b[0] for a, b in zip(checked, checked[1:], strict=False)):
+            raise ValueError(
+                f"`schedule` must be a non-empty list of pairs with increasing steps. Received: {pairs!r}"
+            )
         return checked
 
     def value_at(self, step):
@@ -70,7 +72,11 @@ class _VariableScheduler(keras.callbacks.Callback):
         if variable is None:
             raise ValueError(
                 f"`{type(self).__name__}` needs a model with a `{self.attribute}` variable (a keras_kd.Distiller"
-                + (" whose distillation loss has a temperature" if self.attribute == "temperature" else "")
+                + (
+                    " whose distillation loss has a temperature"
+                    if self.attribute == "temperature"
+                    else ""
+                )
                 + f"). Received: model={self.model.name!r}"
             )
         return variable

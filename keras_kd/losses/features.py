@@ -82,9 +82,13 @@ class FeatureLoss(keras.layers.Layer):
         self.key = key or self.default_key
         self.weight = float(weight)
         if projection not in ("auto", True, False):
-            raise ValueError(f"`projection` must be 'auto', True or False. Received: projection={projection!r}")
+            raise ValueError(
+                f"`projection` must be 'auto', True or False. Received: projection={projection!r}"
+            )
         if projection is True and not self.supports_projection:
-            raise ValueError(f"`{type(self).__name__}` compares maps of equal shape and has no projection.")
+            raise ValueError(
+                f"`{type(self).__name__}` compares maps of equal shape and has no projection."
+            )
         self.projection = projection
         self.mask_key = mask_key
         self.pairs = None
@@ -96,7 +100,9 @@ class FeatureLoss(keras.layers.Layer):
             value = shapes.get(self.key)
             return len(value) if isinstance(value, (list, tuple)) else None
 
-        self.pairs = layer_mapping.resolve(self.layer_map, depth(student_outputs_shape), depth(teacher_outputs_shape))
+        self.pairs = layer_mapping.resolve(
+            self.layer_map, depth(student_outputs_shape), depth(teacher_outputs_shape)
+        )
         self._projection_of_pair = []
         for student_layer, teacher_layer in self.pairs:
             s_width = select_output(student_outputs_shape, student_layer, self.key)[-1]
@@ -112,22 +118,34 @@ class FeatureLoss(keras.layers.Layer):
                     )
                 self._projection_of_pair.append(None)
                 continue
-            dense = keras.layers.Dense(t_width, dtype=self.dtype_policy, name=f"{self.name}_projection_{len(self.projections)}")
+            dense = keras.layers.Dense(
+                t_width,
+                dtype=self.dtype_policy,
+                name=f"{self.name}_projection_{len(self.projections)}",
+            )
             dense.build((None, s_width))
             self._projection_of_pair.append(len(self.projections))
             self.projections.append(dense)
 
     def call(self, teacher_outputs, student_outputs, sample_weight=None):
-        mask = student_outputs.get(self.mask_key, teacher_outputs.get(self.mask_key)) if self.mask_key else None
+        mask = (
+            student_outputs.get(self.mask_key, teacher_outputs.get(self.mask_key))
+            if self.mask_key
+            else None
+        )
         total = None
-        for (student_layer, teacher_layer), index in zip(self.pairs, self._projection_of_pair):
+        for (student_layer, teacher_layer), index in zip(
+            self.pairs, self._projection_of_pair, strict=True
+        ):
             student = select_output(student_outputs, student_layer, self.key)
             teacher = select_output(teacher_outputs, teacher_layer, self.key)
             if index is not None:
                 student = self.projections[index](student)
             value = self.pair_loss(teacher, student, mask)
             total = value if total is None else total + value
-        loss = reduce_weighted_values(total, sample_weight=sample_weight, reduction="sum_over_batch_size", dtype="float32")
+        loss = reduce_weighted_values(
+            total, sample_weight=sample_weight, reduction="sum_over_batch_size", dtype="float32"
+        )
         return self.weight * loss
 
     def pair_loss(self, teacher, student, mask):
@@ -135,7 +153,11 @@ class FeatureLoss(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        layer_map = self.layer_map if isinstance(self.layer_map, str) else [list(pair) for pair in self.layer_map]
+        layer_map = (
+            self.layer_map
+            if isinstance(self.layer_map, str)
+            else [list(pair) for pair in self.layer_map]
+        )
         config.update(
             {
                 "layer_map": layer_map,

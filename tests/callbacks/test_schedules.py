@@ -11,14 +11,25 @@ from keras_kd.callbacks import AlphaScheduler, TemperatureScheduler
 
 def test_pairs_are_piecewise_constant():
     scheduler = TemperatureScheduler([(0, 8.0), (10, 4.0), (20, 1.0)])
-    assert [scheduler.value_at(s) for s in (0, 9, 10, 19, 20, 1000)] == [8.0, 8.0, 4.0, 4.0, 1.0, 1.0]
-    assert AlphaScheduler([(5, 0.2), (6, 0.9)]).value_at(0) == 0.2  # before the first step: first value
+    assert [scheduler.value_at(s) for s in (0, 9, 10, 19, 20, 1000)] == [
+        8.0,
+        8.0,
+        4.0,
+        4.0,
+        1.0,
+        1.0,
+    ]
+    assert (
+        AlphaScheduler([(5, 0.2), (6, 0.9)]).value_at(0) == 0.2
+    )  # before the first step: first value
 
 
 def test_callables_and_keras_schedules():
     decay = keras.optimizers.schedules.PolynomialDecay(8.0, decay_steps=10, end_learning_rate=2.0)
     scheduler = TemperatureScheduler(decay)
-    np.testing.assert_allclose([scheduler.value_at(0), scheduler.value_at(5), scheduler.value_at(50)], [8.0, 5.0, 2.0])
+    np.testing.assert_allclose(
+        [scheduler.value_at(0), scheduler.value_at(5), scheduler.value_at(50)], [8.0, 5.0, 2.0]
+    )
     assert AlphaScheduler(lambda epoch: 0.1 * epoch, unit="epoch").value_at(3) == pytest.approx(0.3)
 
 
@@ -31,7 +42,9 @@ def test_values_are_validated():
         AlphaScheduler(lambda step: -0.5).value_at(0)
     with pytest.raises(ValueError, match="increasing steps"):
         AlphaScheduler([(3, 0.1), (1, 0.2)])
-    with pytest.raises(ValueError, match=r"`unit` must be one of \('step', 'epoch'\). Received: unit='batch'"):
+    with pytest.raises(
+        ValueError, match=r"`unit` must be one of \('step', 'epoch'\). Received: unit='batch'"
+    ):
         AlphaScheduler([(0, 0.1)], unit="batch")
     with pytest.raises(TypeError, match="`schedule` must be a callable"):
         TemperatureScheduler(4.0)
@@ -79,12 +92,16 @@ def _models(rng):
 def test_schedules_change_the_loss_without_retracing(rng):
     student, teacher, x, y = _models(rng)
     CountingKL.traces = 0
-    distiller = keras_kd.Distiller(student, teacher, distillation_loss=CountingKL(temperature=2.0), alpha=0.5)
+    distiller = keras_kd.Distiller(
+        student, teacher, distillation_loss=CountingKL(temperature=2.0), alpha=0.5
+    )
     # lr = 0: the weights never move, so every change of the logged loss comes from the schedules.
     distiller.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=True)
     temperatures = TemperatureScheduler([(0, 1.0), (1, 4.0), (2, 0.5)], unit="epoch")
     alphas = AlphaScheduler([(0, 0.2), (4, 0.7)])  # steps: 2 per epoch, so epoch 2 uses 0.7
-    history = distiller.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[temperatures, alphas])
+    history = distiller.fit(
+        x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[temperatures, alphas]
+    )
     assert CountingKL.traces == 1
     assert history.history["temperature"] == [1.0, 4.0, 0.5]
     np.testing.assert_allclose(history.history["alpha"], [0.2, 0.2, 0.7])
@@ -94,7 +111,9 @@ def test_schedules_change_the_loss_without_retracing(rng):
     np.testing.assert_allclose(history.history["distillation_loss"], expected_distill, rtol=1e-5)
     ce = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, s_logits))
     np.testing.assert_allclose(history.history["student_loss"], [ce] * 3, rtol=1e-5)
-    expected_total = [a * d + (1 - a) * ce for a, d in zip((0.2, 0.2, 0.7), expected_distill)]
+    expected_total = [
+        a * d + (1 - a) * ce for a, d in zip((0.2, 0.2, 0.7), expected_distill, strict=True)
+    ]
     np.testing.assert_allclose(history.history["loss"], expected_total, rtol=1e-5)
 
 

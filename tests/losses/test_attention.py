@@ -58,10 +58,14 @@ def maps(rng):
 def test_attention_transfer_matches_numpy(rng):
     t = rng.normal(size=(2, 4, 4, 8)).astype("float32")  # images: (batch, h, w, c), channels differ
     s = rng.normal(size=(2, 4, 4, 3)).astype("float32")
-    np.testing.assert_allclose(np.asarray(functional.attention_transfer(t, s)), ref_at(t, s), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(functional.attention_transfer(t, s)), ref_at(t, s), rtol=1e-5
+    )
     t_seq, s_seq = t.reshape(2, 4, 32), s.reshape(2, 4, 12)  # sequences with padding
     np.testing.assert_allclose(
-        np.asarray(functional.attention_transfer(t_seq, s_seq, MASK)), ref_at(t_seq, s_seq, MASK), rtol=1e-5
+        np.asarray(functional.attention_transfer(t_seq, s_seq, MASK)),
+        ref_at(t_seq, s_seq, MASK),
+        rtol=1e-5,
     )
     np.testing.assert_allclose(
         np.asarray(functional.attention_transfer(t, s, p=1.0)), ref_at(t, s, p=1), rtol=1e-5
@@ -73,7 +77,9 @@ def test_attention_transfer_hand_computed_case():
     t = np.array([[[1.0], [0.0]]], dtype="float32")
     s = np.array([[[1.0], [-1.0]]], dtype="float32")
     q = 1 / np.sqrt(2)
-    np.testing.assert_allclose(np.asarray(functional.attention_transfer(t, s)), [((q - 1) ** 2 + q**2) / 2], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(functional.attention_transfer(t, s)), [((q - 1) ** 2 + q**2) / 2], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("mask", [None, MASK])
@@ -81,8 +87,12 @@ def test_attention_mse_and_kl_match_numpy(mask, maps):
     t_scores, s_scores = maps
     m = np.ones_like(MASK) if mask is None else mask
     t, s = masked_softmax(t_scores, m), masked_softmax(s_scores, m)
-    np.testing.assert_allclose(np.asarray(functional.attention_mse(t, s, mask)), ref_att_mse(t, s, mask), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(functional.attention_kl(t, s, mask)), ref_att_kl(t, s, mask), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(functional.attention_mse(t, s, mask)), ref_att_mse(t, s, mask), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(functional.attention_kl(t, s, mask)), ref_att_kl(t, s, mask), rtol=1e-5
+    )
     # Scores with from_logits=True give the same KL as their masked softmax.
     np.testing.assert_allclose(
         np.asarray(functional.attention_kl(t_scores, s_scores, mask, from_logits=True)),
@@ -95,13 +105,24 @@ def test_attention_hand_computed_case():
     # One head, two tokens, second one padded: only the (0, 0) entry counts.
     t = np.array([[[[0.6, 0.4], [0.5, 0.5]]]], dtype="float32")
     s = np.array([[[[0.2, 0.8], [0.9, 0.1]]]], dtype="float32")
-    np.testing.assert_allclose(np.asarray(functional.attention_mse(t, s)), [(0.16 * 2 + 0.16 * 2) / 4], rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(functional.attention_mse(t, s, [[1, 0]])), [0.16], rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(functional.attention_mse(t, s)), [(0.16 * 2 + 0.16 * 2) / 4], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(functional.attention_mse(t, s, [[1, 0]])), [0.16], rtol=1e-5
+    )
     # KL on the single real key: both rows renormalize to [1] over it → 0 after masking the key.
-    kl_full = (0.6 * np.log(0.6 / 0.2) + 0.4 * np.log(0.4 / 0.8) + 0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1)) / 2
+    kl_full = (
+        0.6 * np.log(0.6 / 0.2)
+        + 0.4 * np.log(0.4 / 0.8)
+        + 0.5 * np.log(0.5 / 0.9)
+        + 0.5 * np.log(0.5 / 0.1)
+    ) / 2
     np.testing.assert_allclose(np.asarray(functional.attention_kl(t, s)), [kl_full], rtol=1e-5)
     np.testing.assert_allclose(
-        np.asarray(functional.attention_kl(np.log(t), np.log(s), [[1, 0]], from_logits=True)), [0.0], atol=1e-6
+        np.asarray(functional.attention_kl(np.log(t), np.log(s), [[1, 0]], from_logits=True)),
+        [0.0],
+        atol=1e-6,
     )
 
 
@@ -124,11 +145,16 @@ def test_padding_changes_nothing(fn, maps, rng):
 
 
 def test_attention_transfer_padding_changes_nothing(rng):
-    t, s = rng.normal(size=(2, 4, 5)).astype("float32"), rng.normal(size=(2, 4, 3)).astype("float32")
+    t, s = (
+        rng.normal(size=(2, 4, 5)).astype("float32"),
+        rng.normal(size=(2, 4, 3)).astype("float32"),
+    )
     t2 = t.copy()
     t2[0, 3] = 100.0
     np.testing.assert_allclose(
-        np.asarray(functional.attention_transfer(t2, s, MASK)), np.asarray(functional.attention_transfer(t, s, MASK)), rtol=1e-6
+        np.asarray(functional.attention_transfer(t2, s, MASK)),
+        np.asarray(functional.attention_transfer(t, s, MASK)),
+        rtol=1e-6,
     )
 
 
@@ -147,7 +173,9 @@ def test_terms_select_layers_and_read_the_padding_mask(maps):
 
 
 def test_attention_terms_refuse_projections():
-    with pytest.raises(ValueError, match="`AttentionMSE` compares maps of equal shape and has no projection"):
+    with pytest.raises(
+        ValueError, match="`AttentionMSE` compares maps of equal shape and has no projection"
+    ):
         kd_losses.AttentionMSE(projection=True)
 
 
@@ -169,7 +197,11 @@ def test_float32_under_mixed_bfloat16(cls, maps):
 @pytest.mark.parametrize(
     "name, cls, kwargs",
     [
-        ("attention_transfer", kd_losses.AttentionTransfer, {"layer_map": [[0, 1]], "p": 1.0, "weight": 500.0}),
+        (
+            "attention_transfer",
+            kd_losses.AttentionTransfer,
+            {"layer_map": [[0, 1]], "p": 1.0, "weight": 500.0},
+        ),
         ("attention_mse", kd_losses.AttentionMSE, {"layer_map": "uniform"}),
         ("attention_kl", kd_losses.AttentionKL, {"from_logits": True, "mask_key": "mask"}),
     ],

@@ -78,7 +78,7 @@ def test_term_with_projection_matches_numpy(rng):
     assert term.pairs == [(0, 1), (1, 3)]
     assert [tuple(w.shape) for w in term.trainable_weights] == [(4, 6), (6,), (4, 6), (6,)]
     expected = 0
-    for (s_layer, t_layer), dense in zip(term.pairs, term.projections):
+    for (s_layer, t_layer), dense in zip(term.pairs, term.projections, strict=True):
         kernel, bias = (keras.ops.convert_to_numpy(w) for w in dense.weights)
         projected = student["hidden_states"][s_layer] @ kernel + bias
         expected = expected + ref_mse(teacher["hidden_states"][t_layer], projected, MASK)
@@ -96,17 +96,27 @@ def test_equal_widths_need_no_projection(states):
 def test_width_mismatch_without_projection_is_an_error(rng):
     term = kd_losses.HiddenStateMSE(projection=False)
     with pytest.raises(ValueError, match="has width 4 and teacher layer -1 width 6"):
-        term({"hidden_states": [np.zeros((2, 6), "float32")]}, {"hidden_states": [np.zeros((2, 4), "float32")]})
+        term(
+            {"hidden_states": [np.zeros((2, 6), "float32")]},
+            {"hidden_states": [np.zeros((2, 4), "float32")]},
+        )
 
 
 def test_unknown_output_name_lists_the_available_ones():
     term = kd_losses.HiddenStateMSE(layer_map={"block_3": -1})
-    with pytest.raises(ValueError, match=r"No output named 'block_3'. Available outputs: \['logits'\]"):
-        term({"hidden_states": [np.zeros((2, 4), "float32")]}, {"logits": np.zeros((2, 4), "float32")})
+    with pytest.raises(
+        ValueError, match=r"No output named 'block_3'. Available outputs: \['logits'\]"
+    ):
+        term(
+            {"hidden_states": [np.zeros((2, 4), "float32")]},
+            {"logits": np.zeros((2, 4), "float32")},
+        )
 
 
 def test_projection_argument_is_validated():
-    with pytest.raises(ValueError, match="`projection` must be 'auto', True or False. Received: projection='yes'"):
+    with pytest.raises(
+        ValueError, match="`projection` must be 'auto', True or False. Received: projection='yes'"
+    ):
         kd_losses.HiddenStateMSE(projection="yes")
 
 
@@ -128,8 +138,16 @@ def test_float32_under_mixed_bfloat16(cls, states):
 @pytest.mark.parametrize(
     "name, cls, kwargs",
     [
-        ("hidden_mse", kd_losses.HiddenStateMSE, {"layer_map": {0: 2, "emb": "emb"}, "weight": 2.0}),
-        ("cosine_embedding", kd_losses.CosineEmbedding, {"layer_map": "last_k", "projection": True}),
+        (
+            "hidden_mse",
+            kd_losses.HiddenStateMSE,
+            {"layer_map": {0: 2, "emb": "emb"}, "weight": 2.0},
+        ),
+        (
+            "cosine_embedding",
+            kd_losses.CosineEmbedding,
+            {"layer_map": "last_k", "projection": True},
+        ),
     ],
 )
 def test_config_round_trip_and_registry(name, cls, kwargs):
@@ -154,11 +172,18 @@ def test_uniform_and_last_k_maps():
 
 
 def test_layer_map_errors():
-    with pytest.raises(ValueError, match="teacher at least as deep as the student. Received: num_student=5, num_teacher=2"):
+    with pytest.raises(
+        ValueError,
+        match="teacher at least as deep as the student. Received: num_student=5, num_teacher=2",
+    ):
         layer_mapping.uniform(5, 2)
-    with pytest.raises(ValueError, match=r"`k` must be an int in \[1, num_student=2\]. Received: k=3"):
+    with pytest.raises(
+        ValueError, match=r"`k` must be an int in \[1, num_student=2\]. Received: k=3"
+    ):
         layer_mapping.last_k(2, 4, k=3)
     with pytest.raises(ValueError, match="Unknown layer map strategy: 'middle'"):
         kd_losses.HiddenStateMSE(layer_map="middle")
     with pytest.raises(ValueError, match="needs list outputs"):
-        kd_losses.HiddenStateMSE(layer_map="uniform")({"h": np.zeros((1, 2))}, {"h": np.zeros((1, 2))})
+        kd_losses.HiddenStateMSE(layer_map="uniform")(
+            {"h": np.zeros((1, 2))}, {"h": np.zeros((1, 2))}
+        )

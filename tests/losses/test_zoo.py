@@ -72,7 +72,11 @@ def ref_dist(t, s, T, beta, gamma):
 
 # name → (class, kwargs, reference(t, s, labels) → batch-mean loss)
 CASES = {
-    "reverse_kl": (kd_losses.ReverseKL, {"temperature": 2.0}, lambda t, s, y: ref_reverse_kl(t, s, 2.0).mean()),
+    "reverse_kl": (
+        kd_losses.ReverseKL,
+        {"temperature": 2.0},
+        lambda t, s, y: ref_reverse_kl(t, s, 2.0).mean(),
+    ),
     "js": (kd_losses.JSDivergence, {"temperature": 3.0}, lambda t, s, y: ref_js(t, s, 3.0).mean()),
     "mse_logits": (kd_losses.MSELogits, {}, lambda t, s, y: ref_mse(t, s).mean()),
     "hard": (kd_losses.HardDistillation, {}, lambda t, s, y: ref_hard(t, s).mean()),
@@ -157,7 +161,9 @@ def test_dist_hand_computed_case():
     # Two examples, T=1: perfectly correlated rows and columns → 0; anti-correlated teacher → 2 each.
     s = np.array([[2.0, 0.0], [0.0, 2.0]], dtype="float32")
     np.testing.assert_allclose(float(kd_losses.DIST()(s, s)), 0.0, atol=1e-6)
-    np.testing.assert_allclose(float(kd_losses.DIST(beta=1.0, gamma=0.5)(s[::-1], s)), 2.0 + 0.5 * 2.0, rtol=1e-5)
+    np.testing.assert_allclose(
+        float(kd_losses.DIST(beta=1.0, gamma=0.5)(s[::-1], s)), 2.0 + 0.5 * 2.0, rtol=1e-5
+    )
 
 
 def test_dkd_requires_labels():
@@ -211,7 +217,13 @@ def test_float32_under_mixed_bfloat16(name, logits):
 
 
 @pytest.mark.parametrize(
-    "fn", [functional.reverse_kl, functional.js_divergence, functional.mse_logits, functional.hard_distillation]
+    "fn",
+    [
+        functional.reverse_kl,
+        functional.js_divergence,
+        functional.mse_logits,
+        functional.hard_distillation,
+    ],
 )
 def test_functions_return_one_value_per_example(fn, logits):
     t, s, _ = logits

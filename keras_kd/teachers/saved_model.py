@@ -55,9 +55,9 @@ class SavedModelTeacher(TeacherAdapter):
         **kwargs,
     ):
         super().__init__(head=head, name=name, **kwargs)
-        self.path = str(path)
+        self.saved_model_path = str(path)
         self.signature = signature
-        loaded, function = _load_signature(self.path, signature)
+        loaded, function = _load_signature(self.saved_model_path, signature)
         # Kept out of Keras' tracking: the SavedModel's variables are not Keras weights.
         object.__setattr__(self, "_loaded", loaded)
         object.__setattr__(self, "_function", function)
@@ -90,6 +90,12 @@ class SavedModelTeacher(TeacherAdapter):
                     f"Signature {self.signature!r} takes inputs {self.input_names}: pass a dict with these keys."
                 )
             inputs = {self.input_names[0]: inputs}
+        missing = sorted(set(self.input_names) - set(inputs))
+        if missing:
+            raise ValueError(
+                f"Signature {self.signature!r} takes inputs {self.input_names}; missing {missing}. "
+                f"Received keys: {sorted(inputs)}"
+            )
         specs = self._function.structured_input_signature[1]
         kwargs = {name: tf.cast(inputs[name], specs[name].dtype) for name in self.input_names}
         results = self._function(**kwargs)
@@ -98,6 +104,10 @@ class SavedModelTeacher(TeacherAdapter):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"path": self.path, "signature": self.signature, "outputs": dict(self.output_map)}
+            {
+                "path": self.saved_model_path,
+                "signature": self.signature,
+                "outputs": dict(self.output_map),
+            }
         )
         return config

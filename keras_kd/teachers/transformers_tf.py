@@ -25,12 +25,25 @@ TASKS = ("base", "sequence_classification")
 
 
 def import_transformers():
+    """Import `transformers` with its TF classes, leaving `TF_USE_LEGACY_KERAS` as it was.
+
+    transformers 4.x sets `TF_USE_LEGACY_KERAS=1` in the process environment when its TF code is
+    imported; left there it would turn `tf.keras` into Keras 2 for the rest of the process and for
+    every subprocess. The TF classes use `tf_keras` directly, so the variable is restored at once.
+    """
+    previous = os.environ.get("TF_USE_LEGACY_KERAS")
     try:
         import transformers
+        import transformers.modeling_tf_utils  # noqa: F401  (the import that sets the variable)
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
             'TransformersTeacher needs transformers 4.x and tf-keras: pip install "keras-kd[hf]"'
         ) from error
+    finally:
+        if previous is None:
+            os.environ.pop("TF_USE_LEGACY_KERAS", None)
+        else:
+            os.environ["TF_USE_LEGACY_KERAS"] = previous
     return transformers
 
 
@@ -115,7 +128,7 @@ class TransformersTeacher(TeacherAdapter):
         self.normalize = bool(normalize)
         self.output_hidden_states = bool(output_hidden_states)
         self.output_attentions = bool(output_attentions)
-        self.path = None if path is None else str(path)
+        self.model_path = None if path is None else str(path)
         self.task = task
 
     @classmethod
@@ -181,14 +194,14 @@ class TransformersTeacher(TeacherAdapter):
         return outputs
 
     def get_config(self):
-        if self.path is None:
+        if self.model_path is None:
             raise ValueError(
                 "Only a TransformersTeacher made with `from_pretrained(path)` can be serialized."
             )
         config = super().get_config()
         config.update(
             {
-                "path": self.path,
+                "path": self.model_path,
                 "task": self.task,
                 "pooling": self.pooling,
                 "normalize": self.normalize,

@@ -1,0 +1,267 @@
+"""`keras-kd report`: compare saved models on a dataset and write `report.md` with plots.
+
+    keras-kd report --models saved_models/<run>/teacher.keras saved_models/<run>/student.keras \
+        --dataset chinese_reviews --config examples/configs/zh_sentiment.yaml --output-dir reports/zh
+
+The helpers here (`model_row`, `export_student`, `tflite_rows`, `write_report`, `print_summary`)
+are what `keras-kd demo` and `keras-kd distill` use to build their reports.
+"""
+
+import datetime
+import os
+
+import numpy as np
+
+from keras_kd.reports import metrics
+
+TABLE_COLUMNS = ("model", "accuracy", "macro P", "macro R", "macro F1", "ECE", "teacher agreement",
+                 "params", "size on disk", "CPU latency / example")
+
+
+def timestamped(prefix):
+    """`prefix-YYYYmmdd-HHMMSS` (UTC)."""
+    return f"{prefix}-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
+def cached_dataset(x, teacher_logits, y, batch_size, shuffle=False, seed=0):
+    """A batched `tf.data.Dataset` of `({student_inputs, teacher_outputs}, y)` from cached logits."""
+    import tensorflow as tf
+
+    from keras_kd.data import keys
+
+    inputs = {keys.STUDENT_INPUTS: x, keys.TEACHER_OUTPUTS: {"logits": np.asarray(teacher_logits, "float32")}}
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def keras_latency_ms(model, example, repeats=50):
+    """Median milliseconds of one compiled batch-1 call of a Keras model on CPU."""
+    import tensorflow as tf
+
+    call = tf.function(lambda x: model(x, training=False))
+    return 1e3 * metrics.latency_per_example(lambda x: np.asarray(call(x)), example, repeats=repeats)
+
+
+def weights_size(model):
+    """Bytes of the model's weights saved as a `.weights.h5` file (no optimizer state, no config).
+
+    A compiled model's `save_weights` also writes its optimizer's slots: an uncompiled clone is saved.
+    """
+    import tempfile
+
+    import keras
+
+    try:
+        clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+    except Exception:  # subclassed models, adapters: save as is
+        clone = model
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.weights.h5")
+        clone.save_weights(path)
+        return metrics.size_on_disk(path)
+
+
+def model_row(name, model, x_test, y_test, size_path=None, reference_logits=None, class_names=None):
+    """One table row for a Keras classifier: accuracy, macro P/R/F1, ECE, agreement, params, size, latency.
+
+    Size on disk is that of `size_path` when given, else of the weights alone (`weights_size`).
+    The row also carries the test logits under `_logits` and the per-class report under `_report`.
+    """
+    logits = np.asarray(model.predict(x_test, batch_size=512, verbose=0), dtype=np.float32)
+    report = metrics.classification_report(y_test, logits, class_names=class_names, num_classes=logits.shape[-1])
+    example = x_test[:1] if not isinstance(x_test, dict) else {k: v[:1] for k, v in x_test.items()}
+    row = {
+        "model": name,
+        "accuracy": report["accuracy"],
+        "macro P": report["macro avg"]["precision"],
+        "macro R": report["macro avg"]["recall"],
+        "macro F1": report["macro avg"]["f1"],
+        "ECE": metrics.expected_calibration_error(y_test, logits, from_logits=True),
+        "teacher agreement": metrics.agreement(logits, reference_logits) if reference_logits is not None else None,
+        "params": metrics.count_params(model),
+        "size on disk": metrics.human_bytes(metrics.size_on_disk(size_path) if size_path else weights_size(model)),
+        "CPU latency / example": f"{keras_latency_ms(model, example):.2f} ms",
+        "_logits": logits,
+        "_report": report,
+    }
+    return row
+
+
+def export_student(student, out_dir, representative_data=None, preprocessor=None, class_names=None,
+                   saved_model=True, tflite_modes=("float", "dynamic", "int8")):
+    """Write the student's SavedModel and `.tflite` files under `out_dir`; `{label: path}` of what was written.
+
+    With a `preprocessor` (tokenizer) the SavedModel takes raw strings; `.tflite` files take token ids.
+    """
+    from keras_kd import export
+
+    written = {}
+    if saved_model:
+        path = os.path.join(out_dir, "student_savedmodel")
+        written["SavedModel"] = export.saved_model(student, path, preprocessor=preprocessor, class_names=class_names)
+    for mode in tflite_modes:
+        if mode == "int8" and representative_data is None:
+            continue
+        quantization = None if mode == "float" else mode
+        path = os.path.join(out_dir, f"student_{mode}.tflite")
+        written[f"TFLite {mode}"] = export.tflite(
+            student, path, quantization=quantization,
+            representative_data=representative_data if mode == "int8" else None,
+        )
+    return written
+
+
+def tflite_rows(student, exports, x_test, y_test, max_examples=1000):
+    """Rows for each `.tflite` export: accuracy on the test set, agreement with the Keras student, size, latency."""
+    from keras_kd.export import check_parity
+
+    rows = []
+    for label, path in exports.items():
+        if not path.endswith(".tflite"):
+            continue
+        parity = check_parity(student, path, (x_test, y_test), max_examples=max_examples)
+        rows.append({
+            "export": label,
+            "file": os.path.basename(path),
+            "accuracy": parity["accuracy"],
+            "agreement with Keras student": parity["agreement"],
+            "max abs logit diff": f"{parity['max_abs_logit_diff']:.1e}",
+            "size on disk": metrics.human_bytes(parity["size_bytes"]),
+            "latency / example (1 thread)": f"{parity['latency_ms']:.3f} ms",
+        })
+    return rows
+
+
+def write_report(out_dir, title, rows, export_rows=(), notes=(), class_names=None, histories=None,
+                 predictions=None, runs_dir=None):
+    """Write `out_dir/report.md` and its PNG plots; returns the report's path.
+
+    `rows` come from `model_row` (the `_report` entry gives the per-class tables); `predictions`
+    maps a model name to `(y_true, logits)` for the confusion matrices; `histories` maps a name to a
+    Keras `History` for the training curves.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    lines = [f"# {title}", ""]
+    lines += ["## Test set", "", metrics.comparison_table(rows, columns=TABLE_COLUMNS), ""]
+    lines += [f"- {note}" for note in notes]
+    if export_rows:
+        lines += ["", "## Exported student", "", metrics.comparison_table(export_rows), ""]
+    for row in rows:
+        if "_report" in row:
+            lines += ["", f"## {row['model']}: per-class report", "", "```",
+                      metrics.format_classification_report(row.pop("_report")), "```"]
+    images = _plots(out_dir, rows, class_names, histories, predictions)
+    if images:
+        lines += ["", "## Plots", ""] + [f"![{name}]({os.path.basename(path)})" for name, path in images]
+    if runs_dir:
+        lines += ["", f"TensorBoard: `tensorboard --logdir {runs_dir}`"]
+    path = os.path.join(out_dir, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _plots(out_dir, rows, class_names, histories, predictions):
+    try:
+        from keras_kd.reports import plots
+    except ImportError:  # pragma: no cover
+        return []
+    images = []
+    try:
+        if predictions:
+            matrices = {name: metrics.confusion_matrix(y, logits, num_classes=np.shape(logits)[-1])
+                        for name, (y, logits) in predictions.items()}
+            images.append(("confusion matrices", plots.plot_confusion_matrices(
+                matrices, os.path.join(out_dir, "confusion_matrices.png"), class_names)))
+        if histories:
+            images.append(("training curves", plots.plot_training_curves(
+                histories, os.path.join(out_dir, "training_curves.png"))))
+        points = {}
+        for row in rows:
+            size = row.get("size on disk")
+            if size:
+                points[row["model"]] = (_kilobytes(size), row["accuracy"])
+        if points:
+            images.append(("accuracy vs size", plots.plot_accuracy_vs_size(
+                points, os.path.join(out_dir, "accuracy_vs_size.png"))))
+    except ImportError as error:
+        print(f"  (no plots: {error})")
+    return images
+
+
+def _kilobytes(human):
+    value, unit = human.split()
+    return float(value) * {"B": 1 / 1024, "KB": 1, "MB": 1024, "GB": 1024**2}[unit]
+
+
+def print_summary(rows, export_rows, out_dir, runs_dir, elapsed):
+    """The demo's closing table and where everything was written."""
+    printable = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+    print()
+    print(metrics.comparison_table(printable, columns=TABLE_COLUMNS, fmt="text"))
+    if export_rows:
+        print()
+        print(metrics.comparison_table(export_rows, fmt="text"))
+    print(f"\nWall time: {elapsed:.0f} s")
+    print(f"Report, plots, SavedModel and .tflite files: {out_dir}/ (report.md)")
+    print(f"TensorBoard: tensorboard --logdir {runs_dir}")
+
+
+# ---------------------------------------------------------------- `keras-kd report`
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "report",
+        help="compare saved Keras models (.keras) on a test set and write report.md with plots",
+        description=__doc__,
+    )
+    parser.add_argument("--models", nargs="+", required=True,
+                        help="saved .keras models; the first one is the reference (teacher) for agreement")
+    parser.add_argument("--names", nargs="+", default=None, help="display names (default: file names)")
+    parser.add_argument("--config", default=None,
+                        help="a keras-kd YAML config: its data section says how to load and tokenize the data")
+    parser.add_argument("--dataset", default=None,
+                        help="dataset name (keras_kd.data.datasets) when no --config is given")
+    parser.add_argument("--max-examples", type=int, default=None, help="evaluate on the first N test examples")
+    parser.add_argument("--output-dir", required=True, help="where report.md and the plots go")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Entry point of `keras-kd report`."""
+    import keras
+
+    from keras_kd.cli import config as config_lib
+    from keras_kd.cli import distill
+
+    if args.config:
+        config = config_lib.load_config(args.config)
+    elif args.dataset:
+        config = config_lib.parse_config(
+            {"teacher": {"path": args.models[0]}, "student": {"path": args.models[-1]}, "data": {"dataset": args.dataset}}
+        )
+    else:
+        raise SystemExit("keras-kd report: give --config FILE.yaml or --dataset NAME to say what to evaluate on.")
+    names = args.names or [os.path.splitext(os.path.basename(p.rstrip("/")))[0] for p in args.models]
+    if len(names) != len(args.models):
+        raise SystemExit(f"keras-kd report: {len(args.models)} models but {len(names)} --names.")
+    data = distill.prepare_data(config, max_test_examples=args.max_examples)
+    rows, predictions, reference = [], {}, None
+    for name, path in zip(names, args.models, strict=True):
+        model = keras.saving.load_model(path, safe_mode=True)
+        row = model_row(name, model, data.x_test, data.y_test, size_path=path, reference_logits=reference,
+                        class_names=data.class_names)
+        reference = row["_logits"] if reference is None else reference
+        predictions[name] = (data.y_test, row.pop("_logits"))
+        rows.append(row)
+    path = write_report(args.output_dir, title=f"keras-kd report: {config.data.dataset}", rows=rows,
+                        class_names=data.class_names, predictions=predictions)
+    printable = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+    print(metrics.comparison_table(printable, columns=TABLE_COLUMNS, fmt="text"))
+    print(f"\nReport: {path}")
+    return 0

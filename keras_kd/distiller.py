@@ -554,16 +554,17 @@ class Distiller(keras.Model):
             results["student_loss"] = self.student_loss_tracker.result()
             if self._compile_metrics is not None:
                 results.update(self._compile_metrics.result())
-        if self._has_teacher_outputs(x) and (y is not None or not self._needs_labels):
+        if self._has_teacher_outputs(x):
             teacher_outputs = self.teacher_outputs(x)
             teacher_logits = teacher_outputs["logits"]
             check_logits_shapes(teacher_logits.shape, student_logits.shape)
-            distill = self.distillation_value(teacher_outputs, student_logits, y, sample_weight)
-            self.distillation_loss_tracker.update_state(
-                unscale_loss_for_distribution(distill), sample_weight=batch_size
-            )
+            if y is not None or not self._needs_labels:  # DKD & co. need labels
+                distill = self.distillation_value(teacher_outputs, student_logits, y, sample_weight)
+                self.distillation_loss_tracker.update_state(
+                    unscale_loss_for_distribution(distill), sample_weight=batch_size
+                )
+                results["distillation_loss"] = self.distillation_loss_tracker.result()
             self._update_agreement(student_logits, teacher_logits)
-            results["distillation_loss"] = self.distillation_loss_tracker.result()
             results["teacher_agreement"] = self.teacher_agreement_tracker.result()
         return results
 

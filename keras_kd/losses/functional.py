@@ -136,10 +136,15 @@ def dkd(teacher_logits, student_logits, labels, temperature=4.0, alpha=1.0, beta
     return ops.square(temperature) * (_float32(alpha) * tckd + _float32(beta) * nckd)
 
 
+def _safe_norm(x, axis, keepdims=False, tiny=1e-24):
+    """L2 norm with a finite gradient at 0 (sqrt of a sum clipped at `tiny`, not after)."""
+    return ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=keepdims), tiny))
+
+
 def _pearson(a, b, axis, eps=1e-8):
     a = a - ops.mean(a, axis=axis, keepdims=True)
     b = b - ops.mean(b, axis=axis, keepdims=True)
-    norms = ops.sqrt(ops.sum(ops.square(a), axis=axis)) * ops.sqrt(ops.sum(ops.square(b), axis=axis))
+    norms = _safe_norm(a, axis) * _safe_norm(b, axis)
     return ops.sum(a * b, axis=axis) / (norms + eps)
 
 
@@ -207,7 +212,7 @@ def cosine_embedding(teacher_features, student_features, mask=None, eps=1e-12):
     """Cosine embedding loss (DistilBERT, Sanh et al. 2019): `mean_positions (1 - cos(h^S, h^T))`."""
     t, s = _float32(teacher_features), _float32(student_features)
     dot = ops.sum(t * s, axis=-1)
-    norms = ops.sqrt(ops.sum(ops.square(t), axis=-1) * ops.sum(ops.square(s), axis=-1))
+    norms = _safe_norm(t, -1) * _safe_norm(s, -1)
     return _masked_mean_per_example(1.0 - dot / ops.maximum(norms, eps), mask)
 
 
@@ -217,7 +222,7 @@ def _attention_map(features, mask, p, eps=1e-12):
     if mask is not None:
         a = a * _float32(mask)
     a = ops.reshape(a, (ops.shape(a)[0], -1))
-    return a / ops.maximum(ops.sqrt(ops.sum(ops.square(a), axis=-1, keepdims=True)), eps)
+    return a / ops.maximum(_safe_norm(a, -1, keepdims=True), eps)
 
 
 def attention_transfer(teacher_features, student_features, mask=None, p=2.0):

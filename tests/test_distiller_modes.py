@@ -83,7 +83,7 @@ def test_feature_loss_projection_trains_and_stays_out_of_the_student(data, seque
         student_features={"hidden": "s_hidden"},
         teacher_features={"hidden": "t_hidden"},
     )
-    distiller.compile(optimizer=keras.optimizers.Adam(0.01), jit_compile=True)
+    distiller.compile(optimizer=keras.optimizers.Adam(0.01))
     student_before, teacher_before = snapshot(student.weights), snapshot(teacher.weights)
     history = distiller.fit(x, y, batch_size=8, epochs=2, verbose=0)
 
@@ -198,7 +198,7 @@ def test_mutual_mode_with_two_teachers_logs_each(data):
     x, y = data
     student, t1, t2 = mlp(4, "student"), mlp(6, "t1"), mlp(6, "t2")
     distiller = keras_kd.Distiller(student, [t1, t2], mode="mutual")
-    distiller.compile(optimizer="adam", jit_compile=True)
+    distiller.compile(optimizer="adam")
     before = snapshot(student.weights + t1.weights + t2.weights)
     history = distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert all(moved(before, student.weights + t1.weights + t2.weights))

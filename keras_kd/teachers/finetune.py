@@ -120,7 +120,7 @@ def fine_tune_head(
                 f"{type(teacher).__name__} has no Keras weights to fine-tune (a tf-keras or SavedModel "
                 "model inside): use fine_tune_backbone=False, or KerasHubTeacher for full fine-tuning."
             )
-        model = _TeacherClassifier(teacher)
+        model = _TeacherClassifier(teacher, name="teacher_classifier")
         model.compile(**compile_args, jit_compile=False)
         try:
             model.fit(

@@ -8,13 +8,19 @@
 - `parallel`: English → other-language sentence pairs from installed translation catalogs.
 """
 
-from keras_kd.data import cache, datasets, keys, text
-from keras_kd.data.cache import cache_teacher_outputs, load_cached_teacher_outputs, with_teacher_outputs
+from keras_kd.data import augment, cache, datasets, keys, text
+from keras_kd.data.augment import TokenAugmentation, pseudo_label
+from keras_kd.data.cache import (
+    cache_teacher_outputs,
+    load_cached_teacher_outputs,
+    with_teacher_outputs,
+)
 from keras_kd.data.keys import STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_OUTPUTS
 from keras_kd.data.text import ByteTokenizer, CharTokenizer, WordPieceTokenizer, make_text_dataset
 
 __all__ = [
     "keys",
+    "augment",
     "cache",
     "datasets",
     "text",
@@ -28,4 +34,6 @@ __all__ = [
     "cache_teacher_outputs",
     "load_cached_teacher_outputs",
     "with_teacher_outputs",
+    "TokenAugmentation",
+    "pseudo_label",
 ]

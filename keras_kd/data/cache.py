@@ -63,12 +63,20 @@ def compress_top_k(logits, k, temperature=1.0):
     logits = tf.convert_to_tensor(logits, dtype=tf.float32)
     n = logits.shape[-1]
     if not isinstance(k, int) or not 0 < k < n:
-        raise ValueError(f"`top_k` must be an integer in [1, {n - 1}] (fewer than the {n} classes). Received: top_k={k!r}")
+        raise ValueError(
+            f"`top_k` must be an integer in [1, {n - 1}] (fewer than the {n} classes). Received: top_k={k!r}"
+        )
     values, indices = tf.math.top_k(logits, k=k)
-    kept = tf.reduce_any(tf.one_hot(indices, n, dtype=tf.bool, on_value=True, off_value=False), axis=-2)
+    kept = tf.reduce_any(
+        tf.one_hot(indices, n, dtype=tf.bool, on_value=True, off_value=False), axis=-2
+    )
     scaled_rest = tf.where(kept, tf.constant(-np.inf, tf.float32), logits / temperature)
     rest_fill = temperature * (tf.reduce_logsumexp(scaled_rest, axis=-1) - math.log(n - k))
-    return {"top_k_values": values, "top_k_indices": tf.cast(indices, tf.int32), "rest_fill": rest_fill}
+    return {
+        "top_k_values": values,
+        "top_k_indices": tf.cast(indices, tf.int32),
+        "rest_fill": rest_fill,
+    }
 
 
 def expand_top_k(compressed, num_classes):
@@ -107,7 +115,9 @@ def teacher_fingerprint(teacher):
         "name": getattr(teacher, "name", type(teacher).__name__),
         "class": type(teacher).__name__,
         "num_params": int(sum(int(np.prod(w.shape)) for w in weights)),
-        "weights_sha256": _sha256(keras.ops.convert_to_numpy(w) for w in weights) if weights else None,
+        "weights_sha256": _sha256(keras.ops.convert_to_numpy(w) for w in weights)
+        if weights
+        else None,
     }
 
 
@@ -170,7 +180,9 @@ def _store_dtype(array, dtype):
 def _as_batches(stored, batch_size, shuffle, seed, num_classes, top_k):
     """Batched, float32 view of a stored (unbatched) cache, top-k expanded to dense logits."""
     if shuffle:
-        dataset = stored.shuffle(max(int(stored.cardinality()), 1), seed=seed, reshuffle_each_iteration=True)
+        dataset = stored.shuffle(
+            max(int(stored.cardinality()), 1), seed=seed, reshuffle_each_iteration=True
+        )
     else:
         dataset = stored
     dataset = dataset.batch(batch_size)
@@ -191,7 +203,11 @@ def _as_batches(stored, batch_size, shuffle, seed, num_classes, top_k):
 
 def _element(student_inputs, outputs, y, sample_weight):
     x = {keys.STUDENT_INPUTS: student_inputs, keys.TEACHER_OUTPUTS: outputs}
-    return tuple(v for v in (x, y, sample_weight) if v is not None) if y is not None or sample_weight is not None else (x,)
+    return (
+        tuple(v for v in (x, y, sample_weight) if v is not None)
+        if y is not None or sample_weight is not None
+        else (x,)
+    )
 
 
 def _from_arrays(element):
@@ -209,7 +225,15 @@ def _predict_fn(teacher):
     raise TypeError(f"`teacher` must be a keras.Model or a callable. Received: teacher={teacher!r}")
 
 
-def run_teacher(teacher, dataset, outputs=("logits",), top_k=None, top_k_temperature=1.0, dtype="float32", verbose=1):
+def run_teacher(
+    teacher,
+    dataset,
+    outputs=("logits",),
+    top_k=None,
+    top_k_temperature=1.0,
+    dtype="float32",
+    verbose=1,
+):
     """Run `teacher` once over a batched `dataset`.
 
     Returns `(element, batch_size, num_classes)`: the unbatched NumPy element to cache, the source's
@@ -220,7 +244,9 @@ def run_teacher(teacher, dataset, outputs=("logits",), top_k=None, top_k_tempera
     """
     predict = _predict_fn(teacher)
     cardinality = int(dataset.cardinality())
-    progbar = keras.utils.Progbar(cardinality if cardinality > 0 else None, verbose=verbose, unit_name="batch")
+    progbar = keras.utils.Progbar(
+        cardinality if cardinality > 0 else None, verbose=verbose, unit_name="batch"
+    )
     columns = {"x": [], "t": [], "y": [], "w": []}
     batch_size = num_classes = None
     for step, data in enumerate(dataset):
@@ -234,7 +260,9 @@ def run_teacher(teacher, dataset, outputs=("logits",), top_k=None, top_k_tempera
         for name, value in result.items():
             for array in tf.nest.flatten(value):
                 _check_finite(name, array, f"in batch {step}")
-                _check_finite(name, _store_dtype(array, dtype), f"in batch {step} after casting to {dtype}")
+                _check_finite(
+                    name, _store_dtype(array, dtype), f"in batch {step} after casting to {dtype}"
+                )
         batch_size = batch_size or int(np.shape(tf.nest.flatten(result)[0])[0])
         columns["x"].append(tf.nest.map_structure(lambda t: t.numpy(), keys.student_view(x)))
         columns["t"].append(tf.nest.map_structure(lambda a: _store_dtype(a, dtype), result))
@@ -249,11 +277,15 @@ def run_teacher(teacher, dataset, outputs=("logits",), top_k=None, top_k_tempera
             return None
         return tf.nest.map_structure(lambda *parts: np.concatenate(parts, axis=0), *batches)
 
-    element = _element(concat(columns["x"]), concat(columns["t"]), concat(columns["y"]), concat(columns["w"]))
+    element = _element(
+        concat(columns["x"]), concat(columns["t"]), concat(columns["y"]), concat(columns["w"])
+    )
     return element, batch_size, num_classes
 
 
-def _manifest(teacher, dataset_info, outputs, top_k, top_k_temperature, dtype, num_classes, batch_size, count):
+def _manifest(
+    teacher, dataset_info, outputs, top_k, top_k_temperature, dtype, num_classes, batch_size, count
+):
     from keras_kd import __version__
 
     return {
@@ -282,7 +314,10 @@ def _check_manifest(manifest, path, teacher, dataset_info, outputs, top_k, dtype
     hint = f"Delete {path} or pass `overwrite=True` to rebuild the cache."
     if teacher is not None:
         expected, found = manifest["teacher"], teacher_fingerprint(teacher)
-        if expected["weights_sha256"] != found["weights_sha256"] or expected["class"] != found["class"]:
+        if (
+            expected["weights_sha256"] != found["weights_sha256"]
+            or expected["class"] != found["class"]
+        ):
             raise ValueError(
                 f"The teacher cache at {path} was built for teacher {expected['name']!r} ({expected['class']}, "
                 f"{expected['num_params']} parameters, weights sha256 {str(expected['weights_sha256'])[:12]}), "
@@ -309,10 +344,17 @@ def load_cached_teacher_outputs(path, batch_size=None, shuffle=False, seed=None)
     """Reload a cache written by `cache_teacher_outputs(..., path=path)`; no teacher needed."""
     manifest = read_manifest(path)
     if manifest is None:
-        raise FileNotFoundError(f"No teacher cache at {path} (no {MANIFEST}). Build it with cache_teacher_outputs.")
+        raise FileNotFoundError(
+            f"No teacher cache at {path} (no {MANIFEST}). Build it with cache_teacher_outputs."
+        )
     stored = tf.data.Dataset.load(str(pathlib.Path(path) / DATA_DIR))
     return _as_batches(
-        stored, batch_size or manifest["batch_size"], shuffle, seed, manifest["num_classes"], manifest["top_k"]
+        stored,
+        batch_size or manifest["batch_size"],
+        shuffle,
+        seed,
+        manifest["num_classes"],
+        manifest["top_k"],
     )
 
 
@@ -359,7 +401,9 @@ def cache_teacher_outputs(
     _check_dtype(dtype)
     outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
     if top_k is not None and "logits" not in outputs:
-        raise ValueError(f"`top_k` compresses the 'logits' output, which is not cached. Received: outputs={outputs}")
+        raise ValueError(
+            f"`top_k` compresses the 'logits' output, which is not cached. Received: outputs={outputs}"
+        )
     if not isinstance(dataset, tf.data.Dataset):
         raise TypeError(
             "`dataset` must be a batched tf.data.Dataset. For NumPy arrays use "
@@ -371,10 +415,14 @@ def cache_teacher_outputs(
         manifest = read_manifest(path)
         if manifest is not None and not overwrite:
             _check_manifest(manifest, path, teacher, dataset_info, outputs, top_k, dtype)
-            return load_cached_teacher_outputs(path, batch_size=batch_size, shuffle=shuffle, seed=seed)
+            return load_cached_teacher_outputs(
+                path, batch_size=batch_size, shuffle=shuffle, seed=seed
+            )
     if teacher is None:
         where = f"no cache at {path}" if path is not None else "no `path` to load a cache from"
-        raise ValueError(f"`teacher` is None and there is {where}: pass the teacher to build the cache.")
+        raise ValueError(
+            f"`teacher` is None and there is {where}: pass the teacher to build the cache."
+        )
 
     element, source_batch_size, num_classes = run_teacher(
         teacher, dataset, outputs, top_k, top_k_temperature, dtype, verbose
@@ -389,14 +437,30 @@ def cache_teacher_outputs(
         path.mkdir(parents=True)
         stored.save(str(path / DATA_DIR))
         manifest = _manifest(
-            teacher, dataset_info, outputs, top_k, top_k_temperature, dtype, num_classes, source_batch_size, count
+            teacher,
+            dataset_info,
+            outputs,
+            top_k,
+            top_k_temperature,
+            dtype,
+            num_classes,
+            source_batch_size,
+            count,
         )
         (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return _as_batches(stored, batch_size, shuffle, seed, num_classes, top_k)
 
 
 def with_teacher_outputs(
-    x, teacher_outputs, y=None, sample_weight=None, *, batch_size=32, shuffle=False, seed=None, dtype="float32"
+    x,
+    teacher_outputs,
+    y=None,
+    sample_weight=None,
+    *,
+    batch_size=32,
+    shuffle=False,
+    seed=None,
+    dtype="float32",
 ):
     """A distillation dataset from teacher outputs computed by anything (NumPy, another framework).
 
@@ -410,7 +474,9 @@ def with_teacher_outputs(
     """
     _check_dtype(dtype)
     outputs = as_output_dict(teacher_outputs)
-    outputs = tf.nest.map_structure(lambda a: _store_dtype(keras.ops.convert_to_numpy(a), dtype), outputs)
+    outputs = tf.nest.map_structure(
+        lambda a: _store_dtype(keras.ops.convert_to_numpy(a), dtype), outputs
+    )
     n = len(tf.nest.flatten(x)[0])
     for name, value in outputs.items():
         for array in tf.nest.flatten(value):

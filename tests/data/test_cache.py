@@ -26,14 +26,20 @@ class CallCounter(keras.layers.Layer):
 def make_teacher(seed=1, counter=None, classes=5):
     inputs = keras.Input((8,))
     h = counter(inputs) if counter is not None else inputs
-    h = keras.layers.Dense(16, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed))(h)
-    outputs = keras.layers.Dense(classes, kernel_initializer=keras.initializers.GlorotUniform(seed + 1))(h)
+    h = keras.layers.Dense(
+        16, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed)
+    )(h)
+    outputs = keras.layers.Dense(
+        classes, kernel_initializer=keras.initializers.GlorotUniform(seed + 1)
+    )(h)
     return keras.Model(inputs, outputs, name=f"teacher_{seed}")
 
 
 def make_student(classes=5):
     inputs = keras.Input((8,))
-    outputs = keras.layers.Dense(classes, kernel_initializer=keras.initializers.GlorotUniform(7))(inputs)
+    outputs = keras.layers.Dense(classes, kernel_initializer=keras.initializers.GlorotUniform(7))(
+        inputs
+    )
     return keras.Model(inputs, outputs, name="student")
 
 
@@ -86,13 +92,17 @@ def test_cached_batches_hold_the_teacher_logits(data):
     assert set(bx) == {keys.STUDENT_INPUTS, keys.TEACHER_OUTPUTS}
     np.testing.assert_array_equal(bx[keys.STUDENT_INPUTS], x[16:32])
     np.testing.assert_array_equal(by, y[16:32])
-    np.testing.assert_allclose(bx[keys.TEACHER_OUTPUTS]["logits"], teacher.predict(x[16:32], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        bx[keys.TEACHER_OUTPUTS]["logits"], teacher.predict(x[16:32], verbose=0), atol=1e-6
+    )
 
 
 def test_shuffle_after_caching_keeps_alignment(data):
     x, _, dataset = data
     teacher = make_teacher()
-    shuffled = cache.cache_teacher_outputs(teacher, dataset, shuffle=True, seed=3, batch_size=10, verbose=0)
+    shuffled = cache.cache_teacher_outputs(
+        teacher, dataset, shuffle=True, seed=3, batch_size=10, verbose=0
+    )
     first_epoch = np.concatenate([b[0][keys.STUDENT_INPUTS] for b in shuffled])
     second_epoch = np.concatenate([b[0][keys.STUDENT_INPUTS] for b in shuffled])
     assert not np.array_equal(first_epoch, x) and not np.array_equal(first_epoch, second_epoch)
@@ -112,9 +122,13 @@ def test_separate_views_and_sample_weight():
     ).batch(8)
     teacher = make_teacher()
     (bx, by, bw), *_ = list(cache.cache_teacher_outputs(teacher, source, verbose=0))
-    np.testing.assert_array_equal(bx[keys.STUDENT_INPUTS], student_x[:8])  # the cache keeps the student's view
+    np.testing.assert_array_equal(
+        bx[keys.STUDENT_INPUTS], student_x[:8]
+    )  # the cache keeps the student's view
     assert keys.TEACHER_INPUTS not in bx
-    np.testing.assert_allclose(bx[keys.TEACHER_OUTPUTS]["logits"], teacher.predict(teacher_x[:8], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        bx[keys.TEACHER_OUTPUTS]["logits"], teacher.predict(teacher_x[:8], verbose=0), atol=1e-6
+    )
     np.testing.assert_array_equal(bw, w[:8])
 
 
@@ -124,23 +138,39 @@ def test_disk_round_trip_without_teacher(data, tmp_path):
     path = tmp_path / "cache"
     built = list(cache.cache_teacher_outputs(teacher, dataset, path=path, verbose=0))
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["teacher"]["name"] == "teacher_1" and manifest["teacher"]["num_params"] == 8 * 16 + 16 + 16 * 5 + 5
+    assert (
+        manifest["teacher"]["name"] == "teacher_1"
+        and manifest["teacher"]["num_params"] == 8 * 16 + 16 + 16 * 5 + 5
+    )
     assert manifest["dataset"]["cardinality"] == 4 and manifest["num_examples"] == 64
-    assert manifest["outputs"] == ["logits"] and manifest["dtype"] == "float32" and manifest["top_k"] is None
+    assert (
+        manifest["outputs"] == ["logits"]
+        and manifest["dtype"] == "float32"
+        and manifest["top_k"] is None
+    )
     reloaded = list(cache.cache_teacher_outputs(None, dataset, path=path, verbose=0))
     assert len(reloaded) == len(built)
     for (a, ya), (b, yb) in zip(built, reloaded, strict=True):
-        np.testing.assert_array_equal(a[keys.TEACHER_OUTPUTS]["logits"], b[keys.TEACHER_OUTPUTS]["logits"])
+        np.testing.assert_array_equal(
+            a[keys.TEACHER_OUTPUTS]["logits"], b[keys.TEACHER_OUTPUTS]["logits"]
+        )
         np.testing.assert_array_equal(a[keys.STUDENT_INPUTS], b[keys.STUDENT_INPUTS])
         np.testing.assert_array_equal(ya, yb)
     again = list(cache.load_cached_teacher_outputs(path))
     np.testing.assert_array_equal(again[0][1], built[0][1])
     # The same teacher is accepted; another teacher or dataset is refused.
     list(cache.cache_teacher_outputs(teacher, dataset, path=path, verbose=0))
-    with pytest.raises(ValueError, match=r"was built for teacher 'teacher_1'.*not for the teacher passed: 'teacher_2'"):
+    with pytest.raises(
+        ValueError,
+        match=r"was built for teacher 'teacher_1'.*not for the teacher passed: 'teacher_2'",
+    ):
         cache.cache_teacher_outputs(make_teacher(seed=2), dataset, path=path, verbose=0)
-    with pytest.raises(ValueError, match=r"built for a different dataset \(first_batch_sha256 differs"):
-        cache.cache_teacher_outputs(teacher, dataset.map(lambda x, y: (x + 1.0, y)), path=path, verbose=0)
+    with pytest.raises(
+        ValueError, match=r"built for a different dataset \(first_batch_sha256 differs"
+    ):
+        cache.cache_teacher_outputs(
+            teacher, dataset.map(lambda x, y: (x + 1.0, y)), path=path, verbose=0
+        )
     with pytest.raises(ValueError, match=r"holds dtype='float32', not dtype='float16'"):
         cache.cache_teacher_outputs(teacher, dataset, path=path, dtype="float16", verbose=0)
     cache.cache_teacher_outputs(make_teacher(seed=2), dataset, path=path, overwrite=True, verbose=0)
@@ -150,7 +180,11 @@ def test_disk_round_trip_without_teacher(data, tmp_path):
 def test_float16_storage(data, tmp_path):
     x, _, dataset = data
     teacher = make_teacher()
-    batches = list(cache.cache_teacher_outputs(teacher, dataset, dtype="float16", path=tmp_path / "c16", verbose=0))
+    batches = list(
+        cache.cache_teacher_outputs(
+            teacher, dataset, dtype="float16", path=tmp_path / "c16", verbose=0
+        )
+    )
     logits = np.concatenate([b[0][keys.TEACHER_OUTPUTS]["logits"] for b in batches])
     assert logits.dtype == np.float32  # cast back when read
     reference = teacher.predict(x, verbose=0)
@@ -169,11 +203,15 @@ def test_top_k_reconstruction_bound():
         p = tf.nn.softmax(teacher_logits / temperature).numpy()
         p_hat = tf.nn.softmax(dense / temperature).numpy()
         top = compressed["top_k_indices"].numpy()
-        np.testing.assert_allclose(np.take_along_axis(p_hat, top, -1), np.take_along_axis(p, top, -1), rtol=1e-4)
+        np.testing.assert_allclose(
+            np.take_along_axis(p_hat, top, -1), np.take_along_axis(p, top, -1), rtol=1e-4
+        )
         rest = np.ones_like(p, dtype=bool)
         np.put_along_axis(rest, top, False, axis=-1)
         mass = (p * rest).sum(-1)
-        np.testing.assert_allclose((p_hat * rest).sum(-1), mass, rtol=1e-4)  # tail mass kept exactly
+        np.testing.assert_allclose(
+            (p_hat * rest).sum(-1), mass, rtol=1e-4
+        )  # tail mass kept exactly
         full = functional.kl_divergence(teacher_logits, student_logits, temperature).numpy()
         approx = functional.kl_divergence(dense, student_logits, temperature).numpy()
         log_q = tf.nn.log_softmax(student_logits / temperature).numpy()
@@ -193,7 +231,9 @@ def test_top_k_reconstruction_bound():
 def test_top_k_cache_trains_like_dense_when_tail_is_small(data, tmp_path):
     _, _, dataset = data
     teacher = make_teacher(classes=5)
-    top = list(cache.cache_teacher_outputs(teacher, dataset, top_k=4, path=tmp_path / "tk", verbose=0))
+    top = list(
+        cache.cache_teacher_outputs(teacher, dataset, top_k=4, path=tmp_path / "tk", verbose=0)
+    )
     dense = list(cache.cache_teacher_outputs(teacher, dataset, verbose=0))
     a, b = top[0][0][keys.TEACHER_OUTPUTS]["logits"], dense[0][0][keys.TEACHER_OUTPUTS]["logits"]
     assert a.shape == b.shape == (16, 5)
@@ -214,23 +254,36 @@ def test_with_teacher_outputs_from_numpy(data):
     online, _ = _fit(teacher, dataset, epochs=1)
     offline, _ = _fit(None, from_numpy, epochs=1)
     np.testing.assert_allclose(offline["loss"], online["loss"], atol=1e-5)
-    with pytest.raises(ValueError, match=r"must have one row per example of `x`. Received: 64 examples and 10 rows"):
+    with pytest.raises(
+        ValueError, match=r"must have one row per example of `x`. Received: 64 examples and 10 rows"
+    ):
         cache.with_teacher_outputs(x, logits[:10], y)
 
 
 def test_errors(data):
     x, y, dataset = data
     teacher = make_teacher()
-    broken = keras.Sequential([keras.Input((8,)), keras.layers.Lambda(lambda t: t / (t - t))])  # 0/0 = NaN
-    with pytest.raises(ValueError, match=r"Teacher output 'logits' has 128 NaN/Inf values in batch 0"):
+    broken = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Lambda(lambda t: t / (t - t))]
+    )  # 0/0 = NaN
+    with pytest.raises(
+        ValueError, match=r"Teacher output 'logits' has 128 NaN/Inf values in batch 0"
+    ):
         cache.cache_teacher_outputs(broken, dataset, verbose=0)
     huge = keras.Sequential([keras.Input((8,)), keras.layers.Lambda(lambda t: t * 0.0 + 1e6)])
     with pytest.raises(ValueError, match=r"after casting to float16"):
         cache.cache_teacher_outputs(huge, dataset, dtype="float16", verbose=0)
-    with pytest.raises(ValueError, match=r"`dtype` must be one of \('float16', 'float32'\). Received: dtype='int8'"):
+    with pytest.raises(
+        ValueError, match=r"`dtype` must be one of \('float16', 'float32'\). Received: dtype='int8'"
+    ):
         cache.cache_teacher_outputs(teacher, dataset, dtype="int8")
-    with pytest.raises(ValueError, match=r"The teacher has no output 'hidden_states'. Available outputs: \['logits'\]"):
-        cache.cache_teacher_outputs(teacher, dataset, outputs=("logits", "hidden_states"), verbose=0)
+    with pytest.raises(
+        ValueError,
+        match=r"The teacher has no output 'hidden_states'. Available outputs: \['logits'\]",
+    ):
+        cache.cache_teacher_outputs(
+            teacher, dataset, outputs=("logits", "hidden_states"), verbose=0
+        )
     with pytest.raises(ValueError, match=r"`top_k` must be an integer in \[1, 4\]"):
         cache.cache_teacher_outputs(teacher, dataset, top_k=5, verbose=0)
     with pytest.raises(ValueError, match="`teacher` is None and there is no `path`"):
@@ -249,7 +302,14 @@ def test_dict_outputs_with_hidden_states():
     teacher = keras.Model(inputs, {"logits": logits, "hidden_states": [h1, h2]})
     x = np.random.default_rng(2).normal(size=(10, 8)).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices(x).batch(4)
-    (bx,), *_ = [(b,) for b in cache.cache_teacher_outputs(teacher, ds, outputs=("logits", "hidden_states"), verbose=0)]
+    (bx,), *_ = [
+        (b,)
+        for b in cache.cache_teacher_outputs(
+            teacher, ds, outputs=("logits", "hidden_states"), verbose=0
+        )
+    ]
     hidden = bx[keys.TEACHER_OUTPUTS]["hidden_states"]
     assert [tuple(h.shape) for h in hidden] == [(4, 6), (4, 4)]
-    np.testing.assert_allclose(hidden[1], teacher.predict(x[:4], verbose=0)["hidden_states"][1], atol=1e-6)
+    np.testing.assert_allclose(
+        hidden[1], teacher.predict(x[:4], verbose=0)["hidden_states"][1], atol=1e-6
+    )

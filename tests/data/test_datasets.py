@@ -14,7 +14,9 @@ def _check_split(train, test, n_classes, test_size=0.2):
     assert len(x_train) == len(y_train) and len(x_test) == len(y_test)
     assert y_train.dtype == np.int32
     total = np.bincount(np.concatenate([y_train, y_test]), minlength=n_classes)
-    np.testing.assert_array_equal(np.bincount(y_test, minlength=n_classes), np.round(total * test_size).astype(int))
+    np.testing.assert_array_equal(
+        np.bincount(y_test, minlength=n_classes), np.round(total * test_size).astype(int)
+    )
 
 
 def test_chinese_reviews_counts_and_split():
@@ -24,7 +26,9 @@ def test_chinese_reviews_counts_and_split():
     train, test = datasets.load_chinese_reviews()
     _check_split(train, test, 2)
     counts = np.bincount(np.concatenate([train[1], test[1]]))
-    np.testing.assert_array_equal(counts, [9031, 8332])  # negative, positive after dedupe / conflicts
+    np.testing.assert_array_equal(
+        counts, [9031, 8332]
+    )  # negative, positive after dedupe / conflicts
     texts = set(train[0]) | set(test[0])
     assert len(texts) == 9031 + 8332  # no duplicates
     assert not set(train[0]) & set(test[0])  # no leakage
@@ -42,7 +46,11 @@ def test_splits_are_deterministic_and_seeded():
 
 def test_rotten_tomatoes_drops_plot():
     rows = datasets.read_rotten_tomatoes()
-    assert collections.Counter(r["category"] for r in rows) == {"fresh": 7403, "rotten": 5405, "plot": 1097}
+    assert collections.Counter(r["category"] for r in rows) == {
+        "fresh": 7403,
+        "rotten": 5405,
+        "plot": 1097,
+    }
     train, test = datasets.load_rotten_tomatoes()
     _check_split(train, test, 2)
     assert len(train[0]) + len(test[0]) <= 7403 + 5405
@@ -51,7 +59,11 @@ def test_rotten_tomatoes_drops_plot():
 
 def test_tweets_three_classes_latin1():
     rows = datasets.read_tweets()
-    assert collections.Counter(r["sentiment"] for r in rows) == {"negative": 16186, "neutral": 15018, "positive": 6954}
+    assert collections.Counter(r["sentiment"] for r in rows) == {
+        "negative": 16186,
+        "neutral": 15018,
+        "positive": 6954,
+    }
     train, test = datasets.load_tweets()
     _check_split(train, test, 3)
     assert set(np.unique(train[1])) == {0, 1, 2}
@@ -75,7 +87,9 @@ def test_fashion_mnist_from_apt():
 
 
 def test_fashion_mnist_missing_says_apt(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"apt-get install dataset-fashion-mnist.*No pip package"):
+    with pytest.raises(
+        FileNotFoundError, match=r"apt-get install dataset-fashion-mnist.*No pip package"
+    ):
         datasets.load_fashion_mnist(path=tmp_path)
 
 
@@ -96,12 +110,16 @@ def test_stratified_split_and_errors():
     train, test = datasets.stratified_split(labels, test_size=0.2, seed=0)
     assert sorted(np.concatenate([train, test])) == list(range(15))
     np.testing.assert_array_equal(np.bincount(labels[test]), [2, 1])
-    with pytest.raises(ValueError, match=r"`test_size` must be in \(0, 1\). Received: test_size=1.5"):
+    with pytest.raises(
+        ValueError, match=r"`test_size` must be in \(0, 1\). Received: test_size=1.5"
+    ):
         datasets.stratified_split(labels, test_size=1.5)
     with pytest.raises(ValueError, match="Unknown dataset 'imdb'"):
         datasets.load("imdb")
 
 
 def test_dedupe_drops_conflicts():
-    texts, labels = datasets.dedupe_labelled_texts([" a ", "a", "b", "c", "b", ""], [1, 1, 0, 1, 1, 0])
+    texts, labels = datasets.dedupe_labelled_texts(
+        [" a ", "a", "b", "c", "b", ""], [1, 1, 0, 1, 1, 0]
+    )
     assert texts == ["a", "c"] and labels == [1, 1]

@@ -37,7 +37,9 @@ def test_wordpiece_known_ids(wordpiece):
 def _check_against(out, sentences, reference_ids):
     for i, sentence in enumerate(sentences):
         expected = list(reference_ids(sentence))
-        np.testing.assert_array_equal(out["token_ids"][i, : len(expected)], expected, err_msg=sentence)
+        np.testing.assert_array_equal(
+            out["token_ids"][i, : len(expected)], expected, err_msg=sentence
+        )
         assert int(tf.reduce_sum(tf.cast(out["padding_mask"][i], tf.int32))) == len(expected)
 
 
@@ -53,32 +55,46 @@ def test_wordpiece_matches_keras_hub(wordpiece, vocab_path):
     keras_hub = pytest.importorskip("keras_hub")
     reference = keras_hub.models.BertTokenizer(vocabulary=str(vocab_path), lowercase=True)
     # keras-hub keeps accents ("café" -> [UNK]) where BERT uncased strips them: compare without accents.
-    plain = [s for s in SENTENCES if s.isascii() or "我" in s and "Ü" not in s] + ["我爱北京 and unicode"]
-    _check_against(wordpiece(plain), plain, lambda s: [101, *np.asarray(reference(s)).tolist(), 102])
+    plain = [s for s in SENTENCES if s.isascii() or "我" in s and "Ü" not in s] + [
+        "我爱北京 and unicode"
+    ]
+    _check_against(
+        wordpiece(plain), plain, lambda s: [101, *np.asarray(reference(s)).tolist(), 102]
+    )
 
 
 def test_wordpiece_truncation_and_scalar(wordpiece, vocab_path):
     short = WordPieceTokenizer.from_vocab_file(vocab_path, sequence_length=4)
     ids = short(SENTENCES[1])["token_ids"]  # scalar in, 1-D out
     np.testing.assert_array_equal(ids, [101, 1996, 7668, 102])  # [CLS] the cafe [SEP]
-    bare = WordPieceTokenizer.from_vocab_file(vocab_path, sequence_length=4, add_special_tokens=False)
+    bare = WordPieceTokenizer.from_vocab_file(
+        vocab_path, sequence_length=4, add_special_tokens=False
+    )
     np.testing.assert_array_equal(bare(["hello"])["token_ids"], [[7592, 0, 0, 0]])
     empty = wordpiece([""])
     np.testing.assert_array_equal(empty["token_ids"][0, :3], [101, 102, 0])
 
 
 def test_wordpiece_errors(vocab_path):
-    with pytest.raises(ValueError, match=r"`sequence_length` must be an integer >= 3. Received: sequence_length=2"):
+    with pytest.raises(
+        ValueError, match=r"`sequence_length` must be an integer >= 3. Received: sequence_length=2"
+    ):
         WordPieceTokenizer.from_vocab_file(vocab_path, sequence_length=2)
-    with pytest.raises(ValueError, match=r"`start_token` must be in the vocabulary. Received: start_token='<s>'"):
+    with pytest.raises(
+        ValueError, match=r"`start_token` must be in the vocabulary. Received: start_token='<s>'"
+    ):
         WordPieceTokenizer(["[PAD]", "[UNK]", "[SEP]", "a"], start_token="<s>")
 
 
 def test_byte_tokenizer_chinese():
     out = ByteTokenizer(sequence_length=8)(["a我", "abcdefghij"])
     # 我 = e6 88 91 in UTF-8; ids are byte + 3; 1 = start, 2 = end, 0 = pad
-    np.testing.assert_array_equal(out["token_ids"][0], [1, 97 + 3, 0xE6 + 3, 0x88 + 3, 0x91 + 3, 2, 0, 0])
-    np.testing.assert_array_equal(out["token_ids"][1], [1, 100, 101, 102, 103, 104, 105, 2])  # truncated
+    np.testing.assert_array_equal(
+        out["token_ids"][0], [1, 97 + 3, 0xE6 + 3, 0x88 + 3, 0x91 + 3, 2, 0, 0]
+    )
+    np.testing.assert_array_equal(
+        out["token_ids"][1], [1, 100, 101, 102, 103, 104, 105, 2]
+    )  # truncated
     np.testing.assert_array_equal(out["padding_mask"][0], [1, 1, 1, 1, 1, 1, 0, 0])
 
 
@@ -90,7 +106,9 @@ def test_char_tokenizer_one_token_per_character():
     assert ids[0, 1] == ids[1, 1]  # same character, same id
     assert len(set(ids[0, 1:5])) == 4 and (ids[0, 1:5] >= 3).all() and (ids < 50000).all()
     assert ids[2, 1] == tok(["a"])["token_ids"].numpy()[0, 1]  # lowercase
-    with pytest.raises(ValueError, match=r"`vocabulary_size` must be an integer > 3. Received: vocabulary_size=2"):
+    with pytest.raises(
+        ValueError, match=r"`vocabulary_size` must be an integer > 3. Received: vocabulary_size=2"
+    ):
         CharTokenizer(vocabulary_size=2)
 
 
@@ -129,12 +147,18 @@ def test_tokenizer_in_saved_model_raw_strings(wordpiece, tmp_path):
 
 def test_make_text_dataset_two_views(wordpiece, tmp_path):
     char = CharTokenizer(sequence_length=6)
-    ds = make_text_dataset(SENTENCES, [0, 1, 0, 1], teacher_tokenizer=wordpiece, student_tokenizer=char, batch_size=3)
+    ds = make_text_dataset(
+        SENTENCES, [0, 1, 0, 1], teacher_tokenizer=wordpiece, student_tokenizer=char, batch_size=3
+    )
     batches = list(ds)
     assert len(batches) == 2
     x, y = batches[0]
-    np.testing.assert_array_equal(x[keys.TEACHER_INPUTS]["token_ids"], wordpiece(SENTENCES[:3])["token_ids"])
-    np.testing.assert_array_equal(x[keys.STUDENT_INPUTS]["token_ids"], char(SENTENCES[:3])["token_ids"])
+    np.testing.assert_array_equal(
+        x[keys.TEACHER_INPUTS]["token_ids"], wordpiece(SENTENCES[:3])["token_ids"]
+    )
+    np.testing.assert_array_equal(
+        x[keys.STUDENT_INPUTS]["token_ids"], char(SENTENCES[:3])["token_ids"]
+    )
     np.testing.assert_array_equal(y, [0, 1, 0])
     # one tokenizer → plain inputs; texts from a file; no labels → x only
     path = tmp_path / "texts.txt"
@@ -146,9 +170,13 @@ def test_make_text_dataset_two_views(wordpiece, tmp_path):
 
 
 def test_make_text_dataset_errors(wordpiece):
-    with pytest.raises(ValueError, match=r"`labels` must have one entry per text. Received: 4 texts and 2 labels"):
+    with pytest.raises(
+        ValueError, match=r"`labels` must have one entry per text. Received: 4 texts and 2 labels"
+    ):
         make_text_dataset(SENTENCES, [0, 1], tokenizer=wordpiece)
     with pytest.raises(ValueError, match="Pass either `tokenizer`"):
         make_text_dataset(SENTENCES, tokenizer=wordpiece, student_tokenizer=wordpiece)
-    with pytest.raises(ValueError, match=r"`batch_size` must be a positive integer. Received: batch_size=0"):
+    with pytest.raises(
+        ValueError, match=r"`batch_size` must be a positive integer. Received: batch_size=0"
+    ):
         make_text_dataset(SENTENCES, batch_size=0)

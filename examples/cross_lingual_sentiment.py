@@ -72,14 +72,16 @@ def scores(logits, labels):
 def main(argv=None):
     p = _common.parser(NAME, __doc__, epochs=100)
     p.add_argument("--student", default=str(_common.CACHE / "multilingual_student.keras"))
-    p.add_argument("--english-train", type=int, default=4000, help="English reviews embedded by the teacher")
-    p.add_argument("--teacher-on-chinese", type=int, default=1000, help="Chinese test reviews for the teacher-alone baseline")
+    p.add_argument("--english-train", type=int, default=2000, help="English training reviews embedded by the teacher")
+    p.add_argument("--english-test", type=int, default=1000, help="English test reviews (diagnostic)")
+    p.add_argument("--teacher-on-chinese", type=int, default=500, help="Chinese test reviews for the teacher-alone baseline")
     p.add_argument("--shots", type=int, nargs="+", default=[32, 128, 512])
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=2.0)
     args = p.parse_args(argv)
     if args.smoke:
-        args.seeds, args.epochs, args.english_train, args.teacher_on_chinese, args.shots = args.seeds[:1], 5, 64, 32, [16]
+        args.seeds, args.epochs, args.english_train, args.english_test = args.seeds[:1], 5, 64, 64
+        args.teacher_on_chinese, args.shots = 32, [16]
 
     import multilingual_embeddings as ml
 
@@ -91,7 +93,8 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     keep = rng.permutation(len(en_train))[: args.english_train]
     en_train, en_y_train = [en_train[i] for i in keep], np.asarray(en_y_train)[keep].astype("int32")
-    en_y_test, zh_y_train, zh_y_test = (np.asarray(a, "int32") for a in (en_y_test, zh_y_train, zh_y_test))
+    en_test, en_y_test = list(en_test)[: args.english_test], np.asarray(en_y_test, "int32")[: args.english_test]
+    zh_y_train, zh_y_test = (np.asarray(a, "int32") for a in (zh_y_train, zh_y_test))
     if args.smoke:
         en_test, en_y_test, zh_test, zh_y_test = en_test[:64], en_y_test[:64], zh_test[:128], zh_y_test[:128]
         zh_train, zh_y_train = zh_train[:256], zh_y_train[:256]

@@ -231,7 +231,7 @@ def main(argv=None):
     sources, targets = list(train_english), [teacher_of[s] for s in train_english]
     for table in pairs.values():
         for en, x in table.items():
-            if en in teacher_of:
+            if en in teacher_of and x not in held_out:  # a translation spelled like a held-out string: drop
                 sources.append(x)
                 targets.append(teacher_of[en])
     assert not held_out & set(sources), "held-out English strings leaked into training"

@@ -132,3 +132,47 @@ def test_results_table_from_json(tmp_path):
     assert "python examples/fashion_mnist.py" in text
     assert "zh_sentiment" not in text  # smoke runs never reach the README
     assert "2 CPU cores (x)" in text
+
+
+def test_en_augmentation_keeps_words():
+    import numpy as np
+    from en_sentiment_bert import augment_text
+
+    rng = np.random.default_rng(0)
+    text = "a gripping and beautifully acted film"
+    assert augment_text(text, rng, mask_prob=0.0, drop_prob=0.0, ngram_prob=0.0) == text
+    masked = augment_text(text, rng, mask_prob=1.0, drop_prob=0.0, ngram_prob=0.0)
+    assert masked == " ".join(["[MASK]"] * 6)
+    sampled = augment_text(text, rng, mask_prob=0.0, drop_prob=0.0, ngram_prob=1.0)
+    assert sampled in text and len(sampled.split()) >= 3
+
+
+@needs_minilm
+def test_en_sentiment_bert_smoke(tmp_path):
+    import en_sentiment_bert
+
+    document = en_sentiment_bert.main(["--smoke", "--output", str(tmp_path / "en.json")])
+    _check_document(document, "en_sentiment_bert")
+    teacher, scratch, kd = document["rows"]
+    assert teacher["params"] >= 20 * kd["params"]  # the <= 1/20 size the example claims
+    assert {"online_epoch_s", "cached_epoch_s"} <= set(document["summary"])
+
+
+# ---------------------------------------------------------------- full runs (minutes to hours)
+@pytest.mark.large
+@pytest.mark.parametrize(
+    "script, argv",
+    [
+        ("fashion_mnist", ["--seeds", "0", "1", "2", "--epochs", "6"]),
+        ("zh_sentiment", ["--seeds", "0", "1", "2"]),
+        ("multilingual_embeddings", ["--epochs", "20", "--export"]),
+        ("cross_lingual_sentiment", ["--seeds", "0", "1", "2"]),
+        ("en_sentiment_bert", []),
+    ],
+)
+def test_full_run(script, argv, tmp_path):
+    import importlib
+
+    module = importlib.import_module(script)
+    document = module.main([*argv, "--output", str(tmp_path / f"{script}.json")])
+    assert document["rows"] and not document["smoke"]

@@ -40,39 +40,49 @@ def keras_latency_ms(model, example, repeats=50):
     """Median milliseconds of one compiled batch-1 call of a Keras model on CPU."""
     import tensorflow as tf
 
-    call = tf.function(lambda x: model(x, training=False))
+    from keras_kd.teachers.base import as_output_dict
+
+    call = tf.function(lambda x: as_output_dict(model(x, training=False))["logits"])
     return 1e3 * metrics.latency_per_example(lambda x: np.asarray(call(x)), example, repeats=repeats)
 
 
 def weights_size(model):
-    """Bytes of the model's weights saved as a `.weights.h5` file (no optimizer state, no config).
+    """Bytes of the model's weights saved as a `.weights.h5` file, without optimizer state.
 
-    A compiled model's `save_weights` also writes its optimizer's slots: an uncompiled clone is saved.
+    (A compiled model's `save_weights` also writes its optimizer's slots, which would triple the
+    size of a trained model next to an untrained one.) Layers that are not models (teacher
+    adapters) count the raw bytes of their weights.
     """
     import tempfile
 
     import keras
+    from keras.src.saving import saving_lib
 
-    try:
-        clone = keras.models.clone_model(model)
-        clone.set_weights(model.get_weights())
-    except Exception:  # subclassed models, adapters: save as is
-        clone = model
+    if not isinstance(model, keras.Model):
+        return int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))
+    skip = [model.optimizer] if getattr(model, "optimizer", None) is not None else None
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.weights.h5")
-        clone.save_weights(path)
+        saving_lib.save_weights_only(model, path, objects_to_skip=skip)
         return metrics.size_on_disk(path)
 
 
-def model_row(name, model, x_test, y_test, size_path=None, reference_logits=None, class_names=None):
+def model_row(name, model, x_test, y_test, size_path=None, reference_logits=None, class_names=None, logits=None,
+              latency_example=None):
     """One table row for a Keras classifier: accuracy, macro P/R/F1, ECE, agreement, params, size, latency.
 
     Size on disk is that of `size_path` when given, else of the weights alone (`weights_size`).
-    The row also carries the test logits under `_logits` and the per-class report under `_report`.
+    `logits` (precomputed test logits) and `latency_example` (one input batch) are for models that do
+    not take `x_test` directly (a BERT teacher on its own tokens). The row also carries the test
+    logits under `_logits` and the per-class report under `_report`.
     """
-    logits = np.asarray(model.predict(x_test, batch_size=512, verbose=0), dtype=np.float32)
+    if logits is None:
+        logits = model.predict(x_test, batch_size=512, verbose=0)
+    logits = np.asarray(logits, dtype=np.float32)
     report = metrics.classification_report(y_test, logits, class_names=class_names, num_classes=logits.shape[-1])
-    example = x_test[:1] if not isinstance(x_test, dict) else {k: v[:1] for k, v in x_test.items()}
+    example = latency_example
+    if example is None:
+        example = x_test[:1] if not isinstance(x_test, dict) else {k: v[:1] for k, v in x_test.items()}
     row = {
         "model": name,
         "accuracy": report["accuracy"],

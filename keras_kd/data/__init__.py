@@ -8,7 +8,7 @@
 - `parallel`: English → other-language sentence pairs from installed translation catalogs.
 """
 
-from keras_kd.data import augment, cache, datasets, keys, text
+from keras_kd.data import augment, cache, datasets, keys, parallel, text
 from keras_kd.data.augment import TokenAugmentation, pseudo_label
 from keras_kd.data.cache import (
     cache_teacher_outputs,
@@ -16,6 +16,7 @@ from keras_kd.data.cache import (
     with_teacher_outputs,
 )
 from keras_kd.data.keys import STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_OUTPUTS
+from keras_kd.data.parallel import load_parallel
 from keras_kd.data.text import ByteTokenizer, CharTokenizer, WordPieceTokenizer, make_text_dataset
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "augment",
     "cache",
     "datasets",
+    "parallel",
     "text",
     "STUDENT_INPUTS",
     "TEACHER_INPUTS",
@@ -36,4 +38,5 @@ __all__ = [
     "with_teacher_outputs",
     "TokenAugmentation",
     "pseudo_label",
+    "load_parallel",
 ]

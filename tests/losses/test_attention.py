@@ -1,11 +1,11 @@
 """Attention losses: AttentionTransfer (Zagoruyko & Komodakis 2017), TinyBERT MSE, MiniLM KL."""
 
-import keras
 import numpy as np
 import pytest
 
 from keras_kd import losses as kd_losses
 from keras_kd.losses import functional
+from tests.losses.checks import assert_config_round_trip, assert_term_float32_under_mixed_bfloat16
 
 MASK = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], dtype="float32")
 
@@ -182,16 +182,8 @@ def test_attention_terms_refuse_projections():
 @pytest.mark.parametrize("cls", [kd_losses.AttentionMSE, kd_losses.AttentionKL])
 def test_float32_under_mixed_bfloat16(cls, maps):
     t, s = (masked_softmax(x, MASK) for x in maps)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        t16, s16 = keras.ops.cast(t, "bfloat16"), keras.ops.cast(s, "bfloat16")
-        value = cls()({"attentions": [t16]}, {"attentions": [s16], "padding_mask": MASK})
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert value.dtype == "float32"
-    t_r, s_r = (keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")) for x in (t16, s16))
     ref = ref_att_mse if cls is kd_losses.AttentionMSE else ref_att_kl
-    np.testing.assert_allclose(float(value), ref(t_r, s_r, MASK).mean(), rtol=1e-5)
+    assert_term_float32_under_mixed_bfloat16(cls, "attentions", t, s, MASK, ref)
 
 
 @pytest.mark.parametrize(
@@ -207,9 +199,4 @@ def test_float32_under_mixed_bfloat16(cls, maps):
     ],
 )
 def test_config_round_trip_and_registry(name, cls, kwargs):
-    term = kd_losses.get(name, **kwargs)
-    assert type(term) is cls
-    config = term.get_config()
-    assert cls.from_config(config).get_config() == config
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(term))
-    assert type(restored) is cls and restored.get_config() == config
+    assert_config_round_trip(name, cls, kwargs)

@@ -7,6 +7,7 @@ import pytest
 from keras_kd import layer_mapping
 from keras_kd import losses as kd_losses
 from keras_kd.losses import functional
+from tests.losses.checks import assert_config_round_trip, assert_term_float32_under_mixed_bfloat16
 
 
 def ref_masked_mean(per_position, mask):
@@ -123,16 +124,8 @@ def test_projection_argument_is_validated():
 @pytest.mark.parametrize("cls", [kd_losses.HiddenStateMSE, kd_losses.CosineEmbedding])
 def test_float32_under_mixed_bfloat16(cls, states):
     t, s = states
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        t16, s16 = keras.ops.cast(t, "bfloat16"), keras.ops.cast(s, "bfloat16")
-        value = cls()({"hidden_states": [t16]}, {"hidden_states": [s16], "padding_mask": MASK})
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert value.dtype == "float32"
-    t_r, s_r = (keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")) for x in (t16, s16))
     ref = ref_mse if cls is kd_losses.HiddenStateMSE else ref_cosine
-    np.testing.assert_allclose(float(value), ref(t_r, s_r, MASK).mean(), rtol=1e-5)
+    assert_term_float32_under_mixed_bfloat16(cls, "hidden_states", t, s, MASK, ref)
 
 
 @pytest.mark.parametrize(
@@ -151,13 +144,7 @@ def test_float32_under_mixed_bfloat16(cls, states):
     ],
 )
 def test_config_round_trip_and_registry(name, cls, kwargs):
-    term = kd_losses.get(name, **kwargs)
-    assert type(term) is cls
-    config = term.get_config()
-    assert cls.from_config(config).get_config() == config
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(term))
-    assert type(restored) is cls and restored.get_config() == config
-    assert kd_losses.get({"name": name, **kwargs}).get_config() == config
+    assert_config_round_trip(name, cls, kwargs)
 
 
 # ---------------------------------------------------------------- layer mapping

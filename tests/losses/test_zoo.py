@@ -4,12 +4,12 @@ Each loss is checked against an independent NumPy reference on random inputs (rt
 hand-computed case, under `mixed_bfloat16`, for `get_config` round trips and registry lookup.
 """
 
-import keras
 import numpy as np
 import pytest
 
 from keras_kd import losses as kd_losses
 from keras_kd.losses import functional
+from tests.losses.checks import assert_config_round_trip, run_under_mixed_bfloat16
 
 T_HAND = np.array([[3.0, 1.0, -2.0]], dtype="float32")
 S_HAND = np.array([[-1.0, 2.0, 0.5]], dtype="float32")
@@ -187,32 +187,18 @@ def test_dkd_weights_are_validated():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_config_round_trip_and_registry(name):
     cls, kwargs, _ = CASES[name]
-    loss = kd_losses.get(name, **kwargs)
-    assert type(loss) is cls
-    config = loss.get_config()
-    clone = cls.from_config(config)
-    assert clone.get_config() == config
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
-    assert type(restored) is cls and restored.get_config() == config
-    from_dict = kd_losses.get({"name": name, **kwargs})
-    assert type(from_dict) is cls and from_dict.get_config() == config
+    assert_config_round_trip(name, cls, kwargs)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_float32_under_mixed_bfloat16(name, logits):
     cls, kwargs, reference = CASES[name]
     t, s, labels = logits
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        t16 = keras.ops.cast(t, "bfloat16")
-        s16 = keras.ops.cast(s, "bfloat16")
-        value = call_loss(cls(**kwargs), t16, s16, labels)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    value, (t_r, s_r) = run_under_mixed_bfloat16(
+        lambda t16, s16: call_loss(cls(**kwargs), t16, s16, labels), t, s
+    )
     assert value.dtype == "float32"
     # Same math on the bfloat16-rounded inputs: the loss itself runs in float32.
-    t_r = keras.ops.convert_to_numpy(keras.ops.cast(t16, "float32"))
-    s_r = keras.ops.convert_to_numpy(keras.ops.cast(s16, "float32"))
     np.testing.assert_allclose(float(value), reference(t_r, s_r, labels), rtol=1e-5)
 
 

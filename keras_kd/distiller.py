@@ -86,7 +86,8 @@ def feature_extractor(model, features, role="student"):
     for key, layer in dict(features).items():
         found = model.get_layer(index=layer) if isinstance(layer, int) else model.get_layer(layer)
         outputs[key] = found.output
-    return keras.Model(functional.inputs, outputs, name=f"{model.name}_features")
+    inputs = getattr(functional, "_inputs_struct", functional.inputs)  # same structure as the model
+    return keras.Model(inputs, outputs, name=f"{model.name}_features")
 
 
 def _with_padding_mask(outputs, inputs):

@@ -105,7 +105,11 @@ def run(args):
             )
         labels = np.load(args.labels) if args.labels else None
         rows = export.compare_exports(
-            model, {f"TFLite {args.quantization}": path}, np.load(args.check), labels
+            model,
+            {f"TFLite {args.quantization}": path},
+            np.load(args.check),
+            labels,
+            max_examples=None,
         )
         print(export.format_table(rows))
     return 0

@@ -141,7 +141,14 @@ def keras_latency(model, inputs, specs, repeats=100):
 
 
 def keras_weights_size(model):
-    """Bytes of `model.save_weights(...)` (a `.weights.h5` file: weights only, no optimizer state)."""
+    """Bytes of the model's `.weights.h5` file without optimizer state (saved from an uncompiled copy).
+
+    Models that cannot be rebuilt from their config count their weights' bytes.
+    """
+    try:  # same architecture, so the same file size; uncompiled, so no optimizer slots in the file
+        model = type(model).from_config(model.get_config())
+    except Exception:
+        return int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.weights.h5")
         model.save_weights(path)
@@ -216,7 +223,7 @@ def compare_exports(
     the same inputs as the student. Agreement is with the Keras student's argmax. Keras latency is
     the median of `latency_repeats` compiled batch-1 calls (TF's own thread pool), TFLite latency the
     median batch-1 `invoke` over the examples with `num_threads` threads. Keras sizes are the
-    `.weights.h5` file (no optimizer state), TFLite sizes the `.tflite` file.
+    `.weights.h5` file of the weights alone (no optimizer state), TFLite sizes the `.tflite` file.
     """
     student = student_model(student)
     specs = input_signature(student, signature)

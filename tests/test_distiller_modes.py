@@ -21,7 +21,9 @@ def data(rng):
 
 def mlp(width, name, hidden_name=None):
     inputs = keras.Input((D,))
-    hidden = keras.layers.Dense(width, activation="relu", name=hidden_name or f"{name}_hidden")(inputs)
+    hidden = keras.layers.Dense(width, activation="relu", name=hidden_name or f"{name}_hidden")(
+        inputs
+    )
     return keras.Model(inputs, keras.layers.Dense(C, name=f"{name}_logits")(hidden), name=name)
 
 
@@ -69,7 +71,11 @@ def test_feature_loss_projection_trains_and_stays_out_of_the_student(data, seque
     x, y = data
     if sequential:
         student = keras.Sequential(
-            [keras.Input((D,)), keras.layers.Dense(4, activation="relu", name="s_hidden"), keras.layers.Dense(C)],
+            [
+                keras.Input((D,)),
+                keras.layers.Dense(4, activation="relu", name="s_hidden"),
+                keras.layers.Dense(C),
+            ],
             name="student",
         )
     else:
@@ -93,12 +99,19 @@ def test_feature_loss_projection_trains_and_stays_out_of_the_student(data, seque
     assert projection_ids <= {id(w) for w in distiller.trainable_weights}
     assert not projection_ids & {id(w) for w in student.weights}
     assert len(student.weights) == 4 and not any("projection" in w.path for w in student.weights)
-    assert all(not np.allclose(np.array(w), 0) for w in term.trainable_weights[1:])  # bias moved from 0
+    assert all(
+        not np.allclose(np.array(w), 0) for w in term.trainable_weights[1:]
+    )  # bias moved from 0
     assert all(moved(student_before, student.weights))
     assert not any(moved(teacher_before, teacher.weights))
-    assert {"loss", "student_loss", "distillation_loss", "teacher_agreement", "hidden_mse", "cosine_embedding"} <= set(
-        history.history
-    )
+    assert {
+        "loss",
+        "student_loss",
+        "distillation_loss",
+        "teacher_agreement",
+        "hidden_mse",
+        "cosine_embedding",
+    } <= set(history.history)
     assert history.history["hidden_mse"][-1] < history.history["hidden_mse"][0]
 
 
@@ -117,7 +130,9 @@ def test_subclassed_student_returning_a_dict(data):
 
     teacher_inputs = keras.Input((D,))
     t_hidden = keras.layers.Dense(6, activation="relu")(teacher_inputs)
-    teacher = keras.Model(teacher_inputs, {"logits": keras.layers.Dense(C)(t_hidden), "hidden_states": [t_hidden]})
+    teacher = keras.Model(
+        teacher_inputs, {"logits": keras.layers.Dense(C)(t_hidden), "hidden_states": [t_hidden]}
+    )
     student = Student()
     distiller = keras_kd.Distiller(student, teacher, feature_losses=["hidden_mse"])
     distiller.compile(optimizer="adam")
@@ -125,7 +140,9 @@ def test_subclassed_student_returning_a_dict(data):
     assert "hidden_mse" in history.history
     assert len(student.weights) == 4 and len(distiller.feature_losses[0].weights) == 2
     assert distiller.predict(x, verbose=0).shape == (N, C)
-    with pytest.raises(ValueError, match="`student_features` needs a built Functional or Sequential `student`"):
+    with pytest.raises(
+        ValueError, match="`student_features` needs a built Functional or Sequential `student`"
+    ):
         keras_kd.Distiller(Student(), teacher, student_features={"hidden": "dense"})
 
 
@@ -163,11 +180,15 @@ def test_multi_teacher(data, combine):
 
 def test_multi_teacher_arguments_are_validated():
     student, t1, t2 = mlp(4, "student"), mlp(6, "t1"), mlp(6, "t2")
-    with pytest.raises(ValueError, match=r"`teacher_weights` must hold one weight > 0 per teacher \(2\)"):
+    with pytest.raises(
+        ValueError, match=r"`teacher_weights` must hold one weight > 0 per teacher \(2\)"
+    ):
         keras_kd.Distiller(student, [t1, t2], teacher_weights=[1.0])
     with pytest.raises(ValueError, match="`multi_teacher` must be one of"):
         keras_kd.Distiller(student, [t1, t2], multi_teacher="vote")
-    with pytest.raises(ValueError, match="non-empty list of models or None. Received: teacher=\\[\\]"):
+    with pytest.raises(
+        ValueError, match="non-empty list of models or None. Received: teacher=\\[\\]"
+    ):
         keras_kd.Distiller(student, [])
 
 
@@ -177,15 +198,27 @@ def test_mutual_mode_trains_both_models(data):
     student, teacher = mlp(4, "student"), mlp(6, "teacher")
     T, alpha = 1.0, 0.5
     distiller = keras_kd.Distiller(
-        student, teacher, distillation_loss=kd_losses.KLDivergence(temperature=T), alpha=alpha, mode="mutual"
+        student,
+        teacher,
+        distillation_loss=kd_losses.KLDivergence(temperature=T),
+        alpha=alpha,
+        mode="mutual",
     )
     distiller.compile(optimizer=keras.optimizers.SGD(0.1))
-    assert teacher.trainable and float(distiller.teacher_optimizer.learning_rate) == pytest.approx(0.1)
+    assert teacher.trainable and float(distiller.teacher_optimizer.learning_rate) == pytest.approx(
+        0.1
+    )
     s_logits, t_logits = np.array(student(x)), np.array(teacher(x))
     before = snapshot(student.weights + teacher.weights)
     history = distiller.fit(x, y, batch_size=N, epochs=1, verbose=0)
     assert all(moved(before, student.weights + teacher.weights))
-    assert {"loss", "student_loss", "distillation_loss", "teacher_loss", "teacher_agreement"} <= set(history.history)
+    assert {
+        "loss",
+        "student_loss",
+        "distillation_loss",
+        "teacher_loss",
+        "teacher_agreement",
+    } <= set(history.history)
     # Deep Mutual Learning: each model learns from the other's (constant) predictions and the labels.
     log_s, log_t = np_log_softmax(s_logits, T), np_log_softmax(t_logits, T)
     student_loss = alpha * np_kl(log_t, log_s, T) + (1 - alpha) * np_ce(s_logits, y)
@@ -236,7 +269,9 @@ def test_explicit_teacher_optimizer(data):
     distiller.compile(optimizer="adam", teacher_optimizer=keras.optimizers.SGD(0.01))
     assert isinstance(distiller.teacher_optimizer, keras.optimizers.SGD)
     frozen = keras_kd.Distiller(mlp(4, "s"), mlp(6, "t"))
-    with pytest.raises(ValueError, match="`teacher_optimizer` is only used with mode='mutual' or 'teacher_guided'"):
+    with pytest.raises(
+        ValueError, match="`teacher_optimizer` is only used with mode='mutual' or 'teacher_guided'"
+    ):
         frozen.compile(optimizer="adam", teacher_optimizer="sgd")
 
 
@@ -252,16 +287,27 @@ def test_default_mode_keeps_the_teacher_frozen(data):
 
 
 def test_mode_arguments_are_validated():
-    with pytest.raises(ValueError, match=r"`mode` must be one of \('distill', 'mutual', 'teacher_guided'\). Received: mode='online'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`mode` must be one of \('distill', 'mutual', 'teacher_guided'\). Received: mode='online'",
+    ):
         keras_kd.Distiller(mlp(4, "s"), mlp(6, "t"), mode="online")
-    with pytest.raises(ValueError, match="`mode='mutual'` trains the teacher, so it needs teacher models"):
+    with pytest.raises(
+        ValueError, match="`mode='mutual'` trains the teacher, so it needs teacher models"
+    ):
         keras_kd.Distiller(mlp(4, "s"), None, mode="mutual")
-    with pytest.raises(ValueError, match="`teacher_lr_multiplier` must be > 0. Received: teacher_lr_multiplier=0"):
+    with pytest.raises(
+        ValueError, match="`teacher_lr_multiplier` must be > 0. Received: teacher_lr_multiplier=0"
+    ):
         keras_kd.Distiller(mlp(4, "s"), mlp(6, "t"), mode="teacher_guided", teacher_lr_multiplier=0)
 
 
 def test_config_round_trip_with_modes():
-    student, t1, t2 = mlp(4, "student", hidden_name="s_hidden"), mlp(6, "t1", hidden_name="t_hidden"), mlp(6, "t2")
+    student, t1, t2 = (
+        mlp(4, "student", hidden_name="s_hidden"),
+        mlp(6, "t1", hidden_name="t_hidden"),
+        mlp(6, "t2"),
+    )
     distiller = keras_kd.Distiller(
         student,
         [t1, t2],
@@ -281,3 +327,61 @@ def test_config_round_trip_with_modes():
     assert restored.student_features == {"h": "s_hidden"} and restored.teacher_lr_multiplier == 0.2
     assert isinstance(restored.distillation_loss, kd_losses.DKD)
     assert type(restored.feature_losses[0]) is kd_losses.HiddenStateMSE
+
+
+# ---------------------------------------------------------------- padding masks and saving
+def test_padding_mask_of_the_inputs_reaches_feature_losses(rng):
+    L, W = 4, 3
+
+    def sequence_model(name):
+        tokens = keras.Input((L, W), name="tokens")
+        mask = keras.Input((L,), name="padding_mask")
+        hidden = keras.layers.Dense(W, name=f"{name}_hidden")(tokens)
+        logits = keras.layers.Dense(C)(keras.layers.GlobalAveragePooling1D()(hidden))
+        return keras.Model(
+            {"tokens": tokens, "padding_mask": mask}, {"logits": logits, "hidden_states": [hidden]}
+        )
+
+    student, teacher = sequence_model("student"), sequence_model("teacher")
+    x = {
+        "tokens": rng.normal(size=(N, L, W)).astype("float32"),
+        "padding_mask": (np.arange(L)[None, :] < rng.integers(1, L + 1, size=(N, 1))).astype(
+            "float32"
+        ),
+    }
+    y = rng.integers(0, C, size=N)
+    distiller = keras_kd.Distiller(student, teacher, feature_losses=["hidden_mse"])
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+    history = distiller.fit(x, y, batch_size=N, epochs=1, verbose=0)
+    h_s = np.array(student(x)["hidden_states"][0])
+    h_t = np.array(teacher(x)["hidden_states"][0])
+    per_position = ((h_s - h_t) ** 2).mean(-1)
+    mask = x["padding_mask"]
+    expected = ((per_position * mask).sum(-1) / mask.sum(-1)).mean()
+    np.testing.assert_allclose(history.history["hidden_mse"], [expected], rtol=1e-5)
+    assert not np.isclose(expected, per_position.mean(), rtol=1e-3)  # the mask matters here
+
+
+def test_saved_distiller_keeps_the_projections(data, tmp_path):
+    x, y = data
+    student, teacher = (
+        mlp(4, "student", hidden_name="s_hidden"),
+        mlp(8, "teacher", hidden_name="t_hidden"),
+    )
+    distiller = keras_kd.Distiller(
+        student,
+        teacher,
+        feature_losses=[kd_losses.HiddenStateMSE({"h": "h"})],
+        student_features={"h": "s_hidden"},
+        teacher_features={"h": "t_hidden"},
+    )
+    distiller.compile(optimizer="adam")
+    distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    distiller.save(tmp_path / "distiller.keras")
+    restored = keras.models.load_model(tmp_path / "distiller.keras")
+    for saved, loaded in zip(
+        distiller.feature_losses[0].weights, restored.feature_losses[0].weights, strict=True
+    ):
+        np.testing.assert_array_equal(np.array(saved), np.array(loaded))
+    assert restored.student_features == {"h": "s_hidden"}
+    restored.fit(x, y, batch_size=8, epochs=1, verbose=0)

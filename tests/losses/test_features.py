@@ -174,3 +174,14 @@ def test_layer_map_errors():
         kd_losses.HiddenStateMSE(layer_map="uniform")(
             {"h": np.zeros((1, 2))}, {"h": np.zeros((1, 2))}
         )
+
+
+def test_gradients_stay_finite_for_zero_features():
+    import tensorflow as tf
+
+    zeros = tf.zeros((2, 3, 4))
+    student = tf.Variable(tf.zeros((2, 3, 4)))
+    for fn in (functional.cosine_embedding, functional.attention_transfer):
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(fn(zeros, student))
+        assert np.isfinite(np.asarray(tape.gradient(value, student))).all()

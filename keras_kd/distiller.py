@@ -239,6 +239,13 @@ class Distiller(keras.Model):
         for term in self.feature_losses:
             if not callable(term):
                 raise TypeError(f"Each feature loss must be callable. Received: {term!r}")
+        term_names = [getattr(term, "name", None) for term in self.feature_losses]
+        repeated = sorted({n for n in term_names if n is not None and term_names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f"Feature losses are logged by name, so names must be distinct. Received repeated names: "
+                f"{repeated}. Pass `name=...` to each term."
+            )
 
         # Schedules change these variables from callbacks: compiled steps never retrace.
         self._alpha = self.add_weight(

@@ -385,3 +385,23 @@ def test_saved_distiller_keeps_the_projections(data, tmp_path):
         np.testing.assert_array_equal(np.array(saved), np.array(loaded))
     assert restored.student_features == {"h": "s_hidden"}
     restored.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+
+def test_feature_loss_names_must_be_distinct():
+    with pytest.raises(
+        ValueError, match=r"names must be distinct. Received repeated names: \['hidden_mse'\]"
+    ):
+        keras_kd.Distiller(
+            mlp(4, "s"), mlp(6, "t"), feature_losses=["hidden_mse", kd_losses.HiddenStateMSE()]
+        )
+    terms = [
+        kd_losses.HiddenStateMSE({0: 0}, name="h0"),
+        kd_losses.HiddenStateMSE({1: 1}, name="h1"),
+    ]
+    assert [
+        t.name
+        for t in keras_kd.Distiller(mlp(4, "s"), mlp(6, "t"), feature_losses=terms).feature_losses
+    ] == [
+        "h0",
+        "h1",
+    ]

@@ -80,6 +80,7 @@ class TFLiteRunner:
 
     def __init__(self, path, num_threads=1):
         self.path = os.fspath(path)
+        self.num_threads = num_threads
         self.interpreter, self.backend = load_interpreter(self.path, num_threads=num_threads)
         runner = self.interpreter.get_signature_runner()
         self.inputs = runner.get_input_details()
@@ -94,6 +95,13 @@ class TFLiteRunner:
             if detail["shape"][0] != 1:
                 self.interpreter.resize_tensor_input(detail["index"], [1, *detail["shape"][1:]])
         self.interpreter.allocate_tensors()
+
+    def get_config(self):
+        return {"path": self.path, "num_threads": self.num_threads}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def predict(self, inputs):
         """`(logits [n, classes], seconds per example [n])` for `{input_name: array [n, ...]}`."""
@@ -179,18 +187,29 @@ def check_parity(
         `latency_ms_mean`, `size_bytes`, `num_examples`, `interpreter`, and with labels
         `accuracy` and `keras_accuracy`.
     """
-    student = student_model(model)
-    specs = input_signature(student, signature)
-    inputs, data_labels = as_examples(data, specs, limit=max_examples)
-    labels = (
-        data_labels if labels is None else np.asarray(labels)[: len(next(iter(inputs.values())))]
+    return _tflite_parity(
+        _Evaluation(model, data, labels, max_examples, signature), tflite_path, num_threads
     )
-    reference = keras_logits(student, inputs, specs)
+
+
+class _Evaluation:
+    """The student, its held-out inputs `{name: array}`, labels (or None) and its Keras logits."""
+
+    def __init__(self, model, data, labels, max_examples, signature):
+        self.student = student_model(model)
+        self.specs = input_signature(self.student, signature)
+        self.inputs, data_labels = as_examples(data, self.specs, limit=max_examples)
+        count = len(next(iter(self.inputs.values())))
+        self.labels = data_labels if labels is None else np.asarray(labels)[:count]
+        self.reference = keras_logits(self.student, self.inputs, self.specs)
+
+
+def _tflite_parity(evaluation, tflite_path, num_threads):
     runner = TFLiteRunner(tflite_path, num_threads=num_threads)
-    logits, seconds = runner.predict(inputs)
-    difference = np.abs(logits - reference)
+    logits, seconds = runner.predict(evaluation.inputs)
+    difference = np.abs(logits - evaluation.reference)
     result = {
-        "agreement": agreement(logits, reference),
+        "agreement": agreement(logits, evaluation.reference),
         "max_abs_logit_diff": float(difference.max()),
         "mean_abs_logit_diff": float(difference.mean()),
         "latency_ms": float(np.median(seconds) * 1e3),
@@ -199,9 +218,9 @@ def check_parity(
         "num_examples": len(logits),
         "interpreter": runner.backend,
     }
-    if labels is not None:
-        result["accuracy"] = _accuracy(logits, labels)
-        result["keras_accuracy"] = _accuracy(reference, labels)
+    if evaluation.labels is not None:
+        result["accuracy"] = _accuracy(logits, evaluation.labels)
+        result["keras_accuracy"] = _accuracy(evaluation.reference, evaluation.labels)
     return result
 
 
@@ -225,13 +244,14 @@ def compare_exports(
     median batch-1 `invoke` over the examples with `num_threads` threads. Keras sizes are the
     `.weights.h5` file of the weights alone (no optimizer state), TFLite sizes the `.tflite` file.
     """
-    student = student_model(student)
-    specs = input_signature(student, signature)
-    inputs, data_labels = as_examples(data, specs, limit=max_examples)
-    labels = (
-        data_labels if labels is None else np.asarray(labels)[: len(next(iter(inputs.values())))]
+    evaluation = _Evaluation(student, data, labels, max_examples, signature)
+    student, specs, inputs, labels = (
+        evaluation.student,
+        evaluation.specs,
+        evaluation.inputs,
+        evaluation.labels,
     )
-    reference = keras_logits(student, inputs, specs)
+    reference = evaluation.reference
 
     def keras_row(name, model):
         logits = keras_logits(model, inputs, specs)
@@ -251,15 +271,7 @@ def compare_exports(
         rows[-1]["max_abs_logit_diff"] = None  # a different model: logit distance is not parity
     rows.append(keras_row("Keras student", student))
     for name, path in tflite_paths.items():
-        parity = check_parity(
-            student,
-            path,
-            data,
-            labels,
-            max_examples=max_examples,
-            num_threads=num_threads,
-            signature=signature,
-        )
+        parity = _tflite_parity(evaluation, path, num_threads)
         rows.append(
             {
                 "model": name,

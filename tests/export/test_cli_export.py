@@ -76,37 +76,15 @@ def test_cli_is_registered_in_keras_kd_main(files):
 
 
 def test_cli_errors(files, capsys):
-    model = str(files / "student.keras")
+    model = files / "student.keras"
     with pytest.raises(SystemExit, match="--quantization int8 needs --representative-data"):
-        run_export(
-            [
-                "--model",
-                model,
-                "--format",
-                "tflite",
-                "--quantization",
-                "int8",
-                "--output",
-                str(files),
-            ]
-        )
+        run_export(f"--model {model} --format tflite --quantization int8 --output {files}".split())
     with pytest.raises(SystemExit, match="--quantization applies to --format tflite only"):
-        run_export(["--model", model, "--quantization", "dynamic", "--output", str(files / "sm")])
+        run_export(f"--model {model} --quantization dynamic --output {files / 'sm'}".split())
     with pytest.raises(SystemExit, match="no such file: missing.keras"):
-        run_export(["--model", "missing.keras", "--output", str(files / "sm")])
+        run_export(f"--model missing.keras --output {files / 'sm'}".split())
     with pytest.raises(SystemExit) as error:
-        run_export(
-            [
-                "--model",
-                model,
-                "--format",
-                "tflite",
-                "--quantization",
-                "int4",
-                "--output",
-                str(files),
-            ]
-        )
+        run_export(f"--model {model} --format tflite --quantization int4 --output {files}".split())
     assert error.value.code == 2
     assert "invalid choice: 'int4'" in capsys.readouterr().err
 

@@ -116,3 +116,11 @@ def test_falls_back_to_tf_lite_interpreter_without_litert(tflite_files, mnist_kd
     assert seconds.shape == (16,) and (seconds > 0).all()
     with pytest.raises(ValueError, match=r"takes inputs \['pixels'\]; missing \['pixels'\]"):
         runner.predict({"image": x["pixels"]})
+
+
+def test_tflite_runner_config_round_trip(tflite_files):
+    runner = TFLiteRunner(tflite_files["dynamic"], num_threads=2)
+    config = runner.get_config()
+    assert config == {"path": str(tflite_files["dynamic"]), "num_threads": 2}
+    clone = TFLiteRunner.from_config(config)
+    assert clone.get_config() == config and list(clone.inputs) == ["pixels"]

@@ -1,5 +1,6 @@
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,3 +121,45 @@ def test_as_examples_reads_arrays_tuples_and_datasets(mnist_kd):
     assert labels is None and inputs["pixels"].shape == (10, 28, 28)
     with pytest.raises(ValueError, match=r"takes 1 inputs \['pixels'\]; the data has 2"):
         as_examples([x, x], specs)
+
+
+def test_text_student_tflite_takes_token_ids_and_int8_keeps_them_int32(text_kd, tmp_path):
+    token_ids = text_kd["preprocessor"](tf.constant(text_kd["texts"].astype(str)))[
+        "token_ids"
+    ].numpy()
+    path = export.tflite(
+        text_kd["student"],
+        tmp_path / "text_int8.tflite",
+        quantization="int8",
+        representative_data=token_ids[:100],
+    )
+    runner = TFLiteRunner(path)
+    assert list(runner.inputs) == ["token_ids"] and runner.inputs["token_ids"]["dtype"] == np.int32
+    result = export.check_parity(text_kd["student"], path, (token_ids, text_kd["labels"]))
+    assert result["agreement"] >= 0.98
+    assert result["accuracy"] == pytest.approx(result["keras_accuracy"], abs=0.02)
+
+
+def test_subclassed_student_with_dict_outputs(tmp_path):
+    class Student(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = keras.layers.Dense(8, activation="relu")
+            self.head = keras.layers.Dense(3)
+
+        def call(self, x):
+            hidden = self.hidden(x)
+            return {"logits": self.head(hidden), "hidden_states": [hidden]}
+
+    student = Student()
+    x = np.random.default_rng(0).normal(size=(64, 5)).astype("float32")
+    student(x[:2])
+    path = export.tflite(
+        student, tmp_path / "sub.tflite", signature=tf.TensorSpec([None, 5], tf.float32, "features")
+    )
+    assert list(TFLiteRunner(path).inputs) == ["features"]
+    result = export.check_parity(
+        student, path, {"features": x}, signature=tf.TensorSpec([None, 5], tf.float32, "features")
+    )
+    assert result["agreement"] == 1.0 and result["max_abs_logit_diff"] < 1e-5
+    assert result["num_examples"] == 64

@@ -29,14 +29,15 @@ data:
   vocabulary: null           # wordpiece tokenizer: path of a BERT vocab.txt
   cache_teacher_outputs: true
   cache_dir: null
-  augment: null              # e.g. {copies: 4, mask_prob: 0.1, delete_prob: 0.1}
+  augment: null              # text: {copies: 4, delete_rate: 0.1, num_swaps: 2, ngram_rate: 0.25, max_n: 64}
+                             # (keras_kd.data.augment.TokenAugmentation); the teacher labels every copy
 distillation:
   loss: kl                   # a registered name (keras_kd.losses.registered_names()) or {name: ..., ...}
   temperature: 4.0
   alpha: 0.9
   feature_losses: []         # [{name: ..., ...}]
-  temperature_schedule: null # {kind: linear|cosine|exponential, start: 8, end: 1, ...}
-  alpha_schedule: null
+  temperature_schedule: null # {values: [[0, 8.0], [2, 4.0], [4, 1.0]], unit: epoch}: (step, value) pairs,
+  alpha_schedule: null       #   piecewise constant (keras_kd.callbacks.TemperatureScheduler / AlphaScheduler)
 training:
   epochs: 3
   batch_size: 64
@@ -231,6 +232,9 @@ class StudentConfig(ModelConfig):
         super().validate(prefix)
 
 
+# `data.augment`: `copies` plus the arguments of keras_kd.data.augment.TokenAugmentation.
+AUGMENT_KEYS = ("copies", "mask_id", "mask_rate", "delete_rate", "num_swaps", "ngram_rate", "max_n", "pad_id",
+                "special_ids")
 # Datasets that example scripts load themselves (not through keras_kd.data.datasets.load).
 EXTRA_DATASETS = ("parallel_text",)
 
@@ -252,6 +256,12 @@ class DataConfig(Section):
     }
 
     def validate(self, prefix):
+        if self.augment is not None:
+            unknown = [k for k in self.augment if k not in AUGMENT_KEYS]
+            if unknown:
+                raise ValueError(
+                    f"Unknown key `{unknown[0]}` in `{prefix}.augment`. Valid keys: {', '.join(AUGMENT_KEYS)}."
+                )
         try:
             from keras_kd.data import datasets
         except ImportError:  # the loaders are optional at validation time
@@ -279,6 +289,12 @@ class DistillationConfig(Section):
     def validate(self, prefix):
         from keras_kd import losses
 
+        for key in ("temperature_schedule", "alpha_schedule"):
+            if getattr(self, key) is not None:
+                try:
+                    self.build_scheduler(key)
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"`{prefix}.{key}`: {error}") from None
         name = self.loss if isinstance(self.loss, str) else self.loss.get("name")
         valid = losses.registered_names()
         if name not in valid:
@@ -286,6 +302,23 @@ class DistillationConfig(Section):
                 f"`{prefix}.loss` must be a registered loss name ({', '.join(valid)}) or a mapping with "
                 f"such a `name`. Received: {prefix}.loss={self.loss!r}"
             )
+
+    def build_scheduler(self, key):
+        """The `TemperatureScheduler` / `AlphaScheduler` callback for `key`, or None."""
+        spec = getattr(self, key)
+        if spec is None:
+            return None
+        from keras_kd.callbacks import AlphaScheduler, TemperatureScheduler
+
+        unknown = [k for k in spec if k not in ("values", "unit")]
+        if unknown or "values" not in spec:
+            raise ValueError(
+                "a schedule is a mapping with `values` (a list of [step, value] pairs) and optional `unit` "
+                f"(step or epoch). Received: {spec!r}"
+            )
+        cls = TemperatureScheduler if key == "temperature_schedule" else AlphaScheduler
+        return cls([tuple(pair) if isinstance(pair, list) else pair for pair in spec["values"]],
+                   unit=spec.get("unit", "step"))
 
     def build_loss(self):
         """The distillation loss object (the temperature applies when the loss takes one)."""

@@ -38,6 +38,7 @@ ZH = {
     "student_epochs": 5,
     "distill_epochs": 3,
     "augment_copies": 4,
+    "augment": {"delete_rate": 0.1, "num_swaps": 2, "ngram_rate": 0.25, "max_n": 64},
     "temperature": 2.0,
     "alpha": 0.5,
     "learning_rate": 2e-3,
@@ -108,10 +109,13 @@ def build_char_cnn(vocabulary_size, sequence_length, num_classes=2, embed_dim=64
 
 
 def augment_sequence(seq, rng, delete_prob=0.1, swap_prob=0.1, crop_prob=0.25):
-    """An augmented copy of one sequence (a 1-D array of tokens or words), Tang et al. 2019
-    ("Distilling Task-Specific Knowledge from BERT into Simple Neural Networks"): with probability
-    `crop_prob` keep a random span of at least half of it, delete each item with `delete_prob`,
-    swap neighbours with `swap_prob`. The copy carries no label: the teacher labels it.
+    """An augmented copy of one sequence of words, Tang et al. 2019 ("Distilling Task-Specific
+    Knowledge from BERT into Simple Neural Networks"): with probability `crop_prob` keep a random
+    span of at least half of it, delete each item with `delete_prob`, swap neighbours with
+    `swap_prob`. The copy carries no label: the teacher labels it.
+
+    Word-level, on Python strings: teacher (WordPiece) and student (bytes) then see the same
+    augmented text. For token ids inside `tf.data`, use `keras_kd.data.augment.TokenAugmentation`.
     """
     seq = np.asarray(seq)
     if len(seq) > 4 and rng.random() < crop_prob:
@@ -123,15 +127,6 @@ def augment_sequence(seq, rng, delete_prob=0.1, swap_prob=0.1, crop_prob=0.25):
     for i in np.flatnonzero(rng.random(max(len(seq) - 1, 0)) < swap_prob):
         seq[i], seq[i + 1] = seq[i + 1], seq[i]
     return seq
-
-
-def augment_token_ids(ids, rng, pad_id=0, **options):
-    """One augmented copy (`augment_sequence`) of each row of right-padded token ids."""
-    out = np.full_like(ids, pad_id)
-    for row, seq in enumerate(ids):
-        seq = augment_sequence(seq[seq != pad_id], rng, **options) if (seq != pad_id).any() else seq[:0]
-        out[row, : len(seq)] = seq
-    return out
 
 
 def augment_texts(texts, rng, **options):
@@ -166,9 +161,12 @@ def _zh_data(settings, quick, seed):
 
 def run_zh(args):
     import keras
+    import tensorflow as tf
 
     import keras_kd
     from keras_kd.callbacks import DistillationTensorBoard
+    from keras_kd.data.augment import TokenAugmentation, expand_with_augmentations
+    from keras_kd.data.cache import cache_teacher_outputs
 
     settings = dict(ZH, **(QUICK if args.quick else {}))
     keras.utils.set_random_seed(args.seed)
@@ -200,18 +198,22 @@ def run_zh(args):
     teacher_time = time.perf_counter() - t0
 
     # 2. transfer set labelled once by the teacher
+    n_transfer = len(y_fit) * (settings["augment_copies"] + 1)
     _step(f"2/4 Labelling the transfer set with the teacher: {len(y_fit)} reviews + "
-          f"{settings['augment_copies']} augmented copies each (cached logits)")
-    rng = np.random.default_rng(args.seed)
-    x_transfer = np.concatenate([x_fit] + [augment_token_ids(x_fit, rng) for _ in range(settings["augment_copies"])])
-    y_transfer = np.tile(y_fit, settings["augment_copies"] + 1)
-    transfer_logits = teacher.predict(x_transfer, batch_size=512, verbose=verbose)
+          f"{settings['augment_copies']} augmented copies each = {n_transfer} texts (cached logits)")
+    augmentation = TokenAugmentation(**settings["augment"], seed=args.seed)
+    source = tf.data.Dataset.from_tensor_slices((x_fit, y_fit)).batch(512)
+    train_ds = cache_teacher_outputs(
+        teacher, expand_with_augmentations(source, augmentation, copies=settings["augment_copies"]),
+        batch_size=settings["batch_size"], shuffle=True, seed=args.seed, verbose=1 if verbose == "auto" else 0,
+    )
+    val_ds = cache_teacher_outputs(teacher, tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(512), verbose=0)
     val_logits = teacher.predict(x_val, batch_size=512, verbose=0)
     teacher_test_logits = teacher.predict(x_test, batch_size=512, verbose=0)
 
     # 3. students: scratch and distilled, same architecture
     _step(f"3/4 Training the student from scratch ({settings['student_epochs']} epochs) and by distillation "
-          f"({settings['distill_epochs']} epochs over the {len(y_transfer)}-example transfer set)")
+          f"({settings['distill_epochs']} epochs over the {n_transfer}-example transfer set)")
     keras.utils.set_random_seed(args.seed + 1)
     scratch = build_char_cnn(**common, **settings["student"], name="student_scratch")
     scratch.compile(keras.optimizers.Adam(settings["learning_rate"]),
@@ -229,9 +231,6 @@ def run_zh(args):
         alpha=settings["alpha"],
     )
     distiller.compile(keras.optimizers.Adam(settings["learning_rate"]), metrics=["accuracy"])
-    train_ds = report_lib.cached_dataset(x_transfer, transfer_logits, y_transfer, settings["batch_size"],
-                                         shuffle=True, seed=args.seed)
-    val_ds = report_lib.cached_dataset(x_val, val_logits, y_val, 512)
     teacher_val_acc = float(np.mean(np.argmax(val_logits, -1) == y_val))
     tensorboard = DistillationTensorBoard(
         log_dir=os.path.join(runs_dir, "distilled"), run_name=run_name,
@@ -259,7 +258,8 @@ def run_zh(args):
     elapsed = time.perf_counter() - started
     notes = [
         f"Teacher trained {settings['teacher_epochs']} epochs in {teacher_time:.0f} s; "
-        f"transfer set {len(y_transfer)} texts ({settings['augment_copies']} augmented copies per review) "
+        f"transfer set {n_transfer} texts ({settings['augment_copies']} augmented copies per review: "
+        f"{augmentation.get_config()}) "
         f"labelled once by the teacher; KL divergence T={settings['temperature']:g}, alpha={settings['alpha']:g}.",
         f"Parameter ratio teacher/student: {rows[0]['params'] / rows[2]['params']:.1f}x.",
         f"Whole demo: {elapsed:.0f} s wall time.",
@@ -321,6 +321,7 @@ def run_en_bert(args):
     import keras_kd
     from keras_kd.callbacks import DistillationTensorBoard
     from keras_kd.data import datasets
+    from keras_kd.data.cache import with_teacher_outputs
     from keras_kd.data.text import ByteTokenizer
     from keras_kd.teachers import finetune
     from keras_kd.teachers.keras_hub import KerasHubTeacher
@@ -415,8 +416,9 @@ def run_en_bert(args):
         teacher_metrics={"val_accuracy": float(np.mean(np.argmax(val_logits, -1) == y_val))},
     )
     distill_history = distiller.fit(
-        report_lib.cached_dataset(x_transfer, transfer_logits, y_transfer, settings["batch_size"], True, args.seed),
-        validation_data=report_lib.cached_dataset(x_val, val_logits, y_val, 512),
+        with_teacher_outputs(x_transfer, transfer_logits, y_transfer, batch_size=settings["batch_size"],
+                             shuffle=True, seed=args.seed),
+        validation_data=with_teacher_outputs(x_val, val_logits, y_val, batch_size=512),
         epochs=settings["distill_epochs"], shuffle=False, verbose=verbose, callbacks=[tensorboard],
     )
 

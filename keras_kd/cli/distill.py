@@ -226,45 +226,41 @@ def prepare_data(config, smoke=False, max_test_examples=None):
     )
 
 
-def transfer_set(data, augment, seed):
-    """Training inputs plus augmented copies (text token ids only), and the labels repeated."""
+def augmentation_from_config(augment, data, seed):
+    """`(TokenAugmentation, copies)` from the `data.augment` mapping, or `(None, 0)`."""
     if not augment:
-        return data.x_train, data.y_train
+        return None, 0
     if data.tokenizer is None:
         raise ValueError("`data.augment` applies to text datasets (token ids).")
-    from keras_kd.cli.demo import augment_token_ids
+    from keras_kd.data.augment import TokenAugmentation
 
     options = dict(augment)
-    copies = int(options.pop("copies", 1))
-    rng = np.random.default_rng(seed)
+    copies = options.pop("copies", 1)
+    if not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"`data.augment.copies` must be an integer >= 1. Received: data.augment.copies={copies!r}")
     try:
-        copies_x = [augment_token_ids(data.x_train, rng, **options) for _ in range(copies)]
-    except TypeError as error:
-        raise ValueError(
-            f"`data.augment` takes copies, delete_prob, swap_prob, crop_prob. Received: {augment!r} ({error})"
-        ) from None
-    return np.concatenate([data.x_train, *copies_x]), np.tile(data.y_train, copies + 1)
+        return TokenAugmentation(**options, seed=seed), copies
+    except TypeError:
+        valid = ", ".join(["copies", *inspect.signature(TokenAugmentation).parameters][:-1])
+        raise ValueError(f"`data.augment` takes {valid}. Received: data.augment={augment!r}") from None
+
+
+def transfer_dataset(teacher, data, augment, batch_size, seed, verbose):
+    """The training set (plus augmented copies) with the teacher's logits, computed once and cached."""
+    import tensorflow as tf
+
+    from keras_kd.data.augment import expand_with_augmentations
+    from keras_kd.data.cache import cache_teacher_outputs
+
+    source = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).batch(512)
+    augmentation, copies = augmentation_from_config(augment, data, seed)
+    if augmentation is not None:
+        source = expand_with_augmentations(source, augmentation, copies=copies)
+    return cache_teacher_outputs(teacher, source, batch_size=batch_size, shuffle=True, seed=seed,
+                                 verbose=0 if verbose == 2 else 1)
 
 
 # ---------------------------------------------------------------- training
-
-
-def _schedule_callbacks(distillation):
-    specs = {"temperature": distillation.temperature_schedule, "alpha": distillation.alpha_schedule}
-    if not any(specs.values()):
-        return []
-    try:
-        from keras_kd.callbacks import schedules
-    except ImportError:
-        raise ValueError("Schedules need keras_kd.callbacks.schedules, which is not available.") from None
-    callbacks = []
-    for name, spec in specs.items():
-        if spec:
-            build = getattr(schedules, "from_config", None)
-            if build is None:
-                raise ValueError("keras_kd.callbacks.schedules has no `from_config` to build a schedule from YAML.")
-            callbacks.append(build(name, dict(spec)))
-    return callbacks
 
 
 def _train_teacher(teacher, spec, data, batch_size, smoke):
@@ -284,6 +280,17 @@ def _teacher_logits(teacher, x, batch_size, verbose):
 
     outputs = teacher.predict(x, batch_size=batch_size, verbose=verbose)
     return np.asarray(as_output_dict(outputs)["logits"], dtype="float32")
+
+
+def _strategy(name):
+    """The `tf.distribute` strategy a config's `strategy` names (`keras_kd.distribute.get_strategy`)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    from keras_kd import distribute
+
+    return distribute.get_strategy(name)
 
 
 def run(args):
@@ -318,9 +325,7 @@ def distill(config, smoke=False, output_dir=None, runs_dir=None):
     data = prepare_data(config, smoke=smoke)
     print(f"  {len(data.y_train)} train / {len(data.y_val)} validation / {len(data.y_test)} test examples")
 
-    from keras_kd import distribute
-
-    strategy = distribute.get_strategy(config.strategy)
+    strategy = _strategy(config.strategy)
     with strategy.scope():
         teacher = build_model(config.teacher, "teacher", data)
         student = build_model(config.student, "student", data)
@@ -338,15 +343,15 @@ def distill(config, smoke=False, output_dir=None, runs_dir=None):
         distiller.compile(optimizer=training.build_optimizer(), metrics=["accuracy"],
                           jit_compile=False if smoke else training.jit_compile)
 
-    global_batch = distribute.global_batch_size(training.batch_size, strategy) \
-        if hasattr(distribute, "global_batch_size") else training.batch_size
+    global_batch = training.batch_size * strategy.num_replicas_in_sync
     if config.data.cache_teacher_outputs:
-        x_transfer, y_transfer = transfer_set(data, config.data.augment, config.seed)
-        print(f"== labelling {len(y_transfer)} training examples with the teacher (cached once)")
-        train_ds = report_lib.cached_dataset(x_transfer, _teacher_logits(teacher, x_transfer, 512, verbose),
-                                             y_transfer, global_batch, shuffle=True, seed=config.seed)
-        val_ds = report_lib.cached_dataset(data.x_val, _teacher_logits(teacher, data.x_val, 512, 0), data.y_val, 512) \
-            if len(data.y_val) else None
+        from keras_kd.data.cache import cache_teacher_outputs
+
+        print("== labelling the training set with the teacher (cached once)")
+        train_ds = transfer_dataset(teacher, data, config.data.augment, global_batch, config.seed, verbose)
+        val_ds = cache_teacher_outputs(
+            teacher, tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val)).batch(512), verbose=0
+        ) if len(data.y_val) else None
     else:
         if config.data.augment:
             raise ValueError("`data.augment` needs `data.cache_teacher_outputs: true` (the teacher labels the copies).")
@@ -358,7 +363,8 @@ def distill(config, smoke=False, output_dir=None, runs_dir=None):
     teacher_accuracy = float(np.mean(np.argmax(teacher_test_logits, -1) == data.y_test))
     callbacks = [DistillationTensorBoard(log_dir=run_dir, run_name=config.name, config=config.to_dict(),
                                          teacher_metrics={"test_accuracy": teacher_accuracy})]
-    callbacks += _schedule_callbacks(distillation)
+    callbacks += [c for c in (distillation.build_scheduler("temperature_schedule"),
+                              distillation.build_scheduler("alpha_schedule")) if c is not None]
     print(f"== distilling ({training.epochs} epochs){' — 1 step' if smoke else ''}")
     history = distiller.fit(train_ds, validation_data=val_ds, epochs=1 if smoke else training.epochs,
                             steps_per_epoch=1 if smoke else training.steps_per_epoch, shuffle=False,

@@ -23,19 +23,6 @@ def timestamped(prefix):
     return f"{prefix}-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
 
-def cached_dataset(x, teacher_logits, y, batch_size, shuffle=False, seed=0):
-    """A batched `tf.data.Dataset` of `({student_inputs, teacher_outputs}, y)` from cached logits."""
-    import tensorflow as tf
-
-    from keras_kd.data import keys
-
-    inputs = {keys.STUDENT_INPUTS: x, keys.TEACHER_OUTPUTS: {"logits": np.asarray(teacher_logits, "float32")}}
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, y))
-    if shuffle:
-        dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
 def keras_latency_ms(model, example, repeats=50):
     """Median milliseconds of one compiled batch-1 call of a Keras model on CPU."""
     import tensorflow as tf

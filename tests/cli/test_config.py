@@ -79,11 +79,34 @@ def test_build_loss_takes_the_temperature():
         ({"data": {"dataset": "chinese_reviews", "validation_fraction": 0.95}},
          r"`data.validation_fraction` must be a number in \[0, 0.9\]"),
         ({"training": {"jit_compile": "yes"}}, r"`training.jit_compile` must be true, false or 'auto'"),
+        ({"data": {"dataset": "chinese_reviews", "augment": {"copies": 2, "drop": 0.1}}},
+         r"Unknown key `drop` in `data.augment`\. Valid keys: copies, mask_id, mask_rate, delete_rate"),
+        ({"distillation": {"temperature_schedule": {"values": [[0, 4.0], [2, 0.0]], "unit": "epoch"}}},
+         r"`distillation.temperature_schedule`: `temperature` must be > 0\. Received: temperature=0.0"),
+        ({"distillation": {"alpha_schedule": {"values": [[0, 0.5], [2, 1.5]]}}},
+         r"`distillation.alpha_schedule`: `alpha` must be in \[0, 1\]\. Received: alpha=1.5"),
+        ({"distillation": {"alpha_schedule": {"start": 0.1}}},
+         r"`distillation.alpha_schedule`: a schedule is a mapping with `values`"),
+        ({"distillation": {"alpha_schedule": {"values": [[0, 0.5]], "unit": "batch"}}},
+         r"`distillation.alpha_schedule`: `unit` must be one of"),
     ],
 )
 def test_bad_configs_fail_with_the_message(sections, message):
     with pytest.raises(ValueError, match=message):
         config_lib.parse_config(_with(**sections))
+
+
+def test_schedules_build_callbacks():
+    from keras_kd.callbacks import AlphaScheduler, TemperatureScheduler
+
+    config = config_lib.parse_config(_with(distillation={
+        "temperature_schedule": {"values": [[0, 8.0], [2, 4.0]], "unit": "epoch"},
+        "alpha_schedule": {"values": [[0, 0.2], [100, 0.9]]},
+    }))
+    temperature = config.distillation.build_scheduler("temperature_schedule")
+    assert isinstance(temperature, TemperatureScheduler) and temperature.unit == "epoch"
+    assert temperature.schedule == [(0, 8.0), (2, 4.0)]
+    assert isinstance(config.distillation.build_scheduler("alpha_schedule"), AlphaScheduler)
 
 
 def test_not_a_mapping():

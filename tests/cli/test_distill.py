@@ -59,15 +59,19 @@ def test_builder_gets_the_data_arguments_it_accepts():
     assert model.count_params() == 28 * 28 * 8 + 8 + 8 * 3 + 3
 
 
-def test_augmented_transfer_set_is_labelled_copies():
+def test_augmentation_from_config():
     import numpy as np
 
     data = distill.PreparedData(
-        x_train=np.array([[5, 6, 7, 8, 9, 0], [3, 4, 0, 0, 0, 0]], "int32"), y_train=np.array([1, 0], "int32"),
-        x_val=None, y_val=None, x_test=None, y_test=None, class_names=["n", "p"], tokenizer=object(),
+        x_train=np.array([[5, 6, 7, 8, 9, 0]], "int32"), y_train=np.array([1], "int32"), x_val=None, y_val=None,
+        x_test=None, y_test=None, class_names=["n", "p"], tokenizer=object(),
     )
-    x, y = distill.transfer_set(data, {"copies": 2, "delete_prob": 0.0, "swap_prob": 0.0, "crop_prob": 0.0}, 0)
-    np.testing.assert_array_equal(x, np.tile(data.x_train, (3, 1)))  # no-op augmentation: exact copies
-    np.testing.assert_array_equal(y, [1, 0, 1, 0, 1, 0])
-    with pytest.raises(ValueError, match="`data.augment` takes copies, delete_prob"):
-        distill.transfer_set(data, {"copies": 1, "mask": 0.1}, 0)
+    augmentation, copies = distill.augmentation_from_config({"copies": 3, "delete_rate": 0.5, "num_swaps": 1}, data, 0)
+    assert copies == 3 and augmentation.get_config()["delete_rate"] == 0.5
+    assert distill.augmentation_from_config(None, data, 0) == (None, 0)
+    with pytest.raises(ValueError, match=r"`data.augment.copies` must be an integer >= 1"):
+        distill.augmentation_from_config({"copies": 0}, data, 0)
+    images = distill.PreparedData(x_train=None, y_train=None, x_val=None, y_val=None, x_test=None, y_test=None,
+                                  class_names=["a"])
+    with pytest.raises(ValueError, match="`data.augment` applies to text datasets"):
+        distill.augmentation_from_config({"copies": 1}, images, 0)

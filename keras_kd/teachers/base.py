@@ -32,6 +32,19 @@ def make_head(head, name="head"):
     return keras.layers.Dense(int(head), name=name)
 
 
+def set_trainable(layer, trainable):
+    """Set `layer.trainable` so that it reaches every sublayer and weight.
+
+    Plain `layer.trainable = x` does not when `x` is already the layer's value (a layer added to a
+    frozen parent keeps its own state) or for weights created while the layer was frozen.
+    """
+    layer.trainable = not trainable
+    layer.trainable = trainable
+    for weight in layer.weights:
+        weight.trainable = trainable
+    return layer
+
+
 class TeacherAdapter(keras.layers.Layer):
     """Base class of the `keras_kd.teachers` adapters: a frozen Keras layer returning a dict.
 
@@ -46,7 +59,19 @@ class TeacherAdapter(keras.layers.Layer):
     def __init__(self, head=None, **kwargs):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        self.head = make_head(head)
+        self.head = head
+
+    @property
+    def head(self):
+        """The classification head on `"embedding"` (a Keras layer) or None."""
+        return self._head
+
+    @head.setter
+    def head(self, value):
+        value = make_head(value)
+        if value is not None:
+            set_trainable(value, self.trainable)
+        self._head = value
 
     def teacher_outputs(self, inputs, training=False):
         raise NotImplementedError

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_kd.data import keys
-from keras_kd.teachers.base import TeacherAdapter, make_head
+from keras_kd.teachers.base import TeacherAdapter, make_head, set_trainable
 
 
 def _check_dataset(dataset, name):
@@ -32,7 +32,7 @@ def _split(batch):
 
 def embed_dataset(teacher, dataset):
     """The teacher's `embedding` and the labels of every batch of `dataset`, as two NumPy arrays."""
-    embed = tf.function(lambda x: teacher(x, training=False)["embedding"])
+    embed = tf.function(lambda x: teacher.teacher_outputs(x, training=False)["embedding"])
     embeddings, labels = [], []
     for batch in dataset:
         x, y = _split(batch)
@@ -98,10 +98,11 @@ def fine_tune_head(
         _check_dataset(validation_data, "validation_data")
     if int(epochs) < 1:
         raise ValueError(f"`epochs` must be >= 1. Received: epochs={epochs}")
-    if teacher.head is None:
+    head = teacher.head
+    if head is None:
         if num_classes is None:
             raise ValueError("The teacher has no head: pass `num_classes` to create one.")
-        teacher.head = make_head(num_classes)
+        head = make_head(num_classes)
     if learning_rate is None:
         learning_rate = 3e-5 if fine_tune_backbone else 1e-2
     compile_args = dict(
@@ -110,12 +111,11 @@ def fine_tune_head(
         metrics=["accuracy"],
     )
     if fine_tune_backbone:
-        teacher.trainable = True
-        trainable_backbone = [
-            w for w in teacher.trainable_weights if not any(w is h for h in teacher.head.weights)
-        ]
-        if not trainable_backbone:
-            teacher.trainable = False
+        teacher.head = head
+        set_trainable(teacher, True)
+        head_ids = {id(w) for w in head.weights}
+        if not any(id(w) not in head_ids for w in teacher.trainable_weights):
+            set_trainable(teacher, False)
             raise ValueError(
                 f"{type(teacher).__name__} has no Keras weights to fine-tune (a tf-keras or SavedModel "
                 "model inside): use fine_tune_backbone=False, or KerasHubTeacher for full fine-tuning."
@@ -133,13 +133,13 @@ def fine_tune_head(
                 verbose=verbose,
             )
         finally:
-            teacher.trainable = False
+            set_trainable(teacher, False)
         return teacher
 
     features, labels = embed_dataset(teacher, dataset)
     validation = embed_dataset(teacher, validation_data) if validation_data is not None else None
-    teacher.head.trainable = True
-    model = keras.Sequential([keras.Input(features.shape[1:]), teacher.head])
+    set_trainable(head, True)
+    model = keras.Sequential([keras.Input(features.shape[1:]), head])
     model.compile(**compile_args)
     try:
         model.fit(
@@ -152,5 +152,5 @@ def fine_tune_head(
             verbose=verbose,
         )
     finally:
-        teacher.trainable = False
+        teacher.head = head  # frozen like the teacher
     return teacher

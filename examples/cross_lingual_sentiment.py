@@ -40,7 +40,6 @@ def linear_head(dim, l2=1e-4):
 def train_head(x, y, epochs, lr=1e-2, teacher_logits=None, alpha=0.5, temperature=2.0, batch_size=32, seed=0):
     """A linear classifier on frozen embeddings: CE alone, or alpha*KL(teacher) + (1-alpha)*CE."""
     import keras
-    import tensorflow as tf
 
     import keras_kd
 
@@ -51,8 +50,7 @@ def train_head(x, y, epochs, lr=1e-2, teacher_logits=None, alpha=0.5, temperatur
         head.compile(optimizer=keras.optimizers.Adam(lr), loss=ce)
         head.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
         return head
-    inputs = {keras_kd.data.STUDENT_INPUTS: x, keras_kd.data.TEACHER_OUTPUTS: {"logits": teacher_logits}}
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, y)).shuffle(len(y), seed=seed).batch(batch_size)
+    dataset = keras_kd.data.with_teacher_outputs(x, teacher_logits, y, batch_size=batch_size, shuffle=True, seed=seed)
     distiller = keras_kd.Distiller(
         head, teacher=None, distillation_loss=keras_kd.losses.KLDivergence(temperature=temperature), alpha=alpha
     )

@@ -160,12 +160,8 @@ def main(argv=None):
 
         _common.set_seed(s)
         student = build_student(vocab_size)
-        inputs = {
-            keras_kd.data.STUDENT_INPUTS: x_transfer["token_ids"],
-            keras_kd.data.TEACHER_OUTPUTS: cached,
-        }
-        dataset = (
-            tf.data.Dataset.from_tensor_slices((inputs, transfer_y)).shuffle(len(transfer_y), seed=s).batch(64)
+        dataset = keras_kd.data.with_teacher_outputs(
+            x_transfer["token_ids"], cached, transfer_y, batch_size=64, shuffle=True, seed=s
         )
         distiller = distiller_for(student)
         distiller.compile(optimizer=keras.optimizers.Adam(2e-3))

@@ -106,7 +106,6 @@ def describe(name, temperature, alpha):
 def train_student(x, y, teacher_logits, loss_name, seed, epochs, alpha, temperature, batch_size=128):
     """Train one student from scratch (`loss_name=None`) or by KD on cached teacher logits."""
     import keras
-    import tensorflow as tf
 
     import keras_kd
 
@@ -118,16 +117,7 @@ def train_student(x, y, teacher_logits, loss_name, seed, epochs, alpha, temperat
         student.compile(optimizer=optimizer, loss=ce, metrics=["accuracy"])
         student.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
         return student
-    inputs = {
-        keras_kd.data.STUDENT_INPUTS: x,
-        keras_kd.data.TEACHER_OUTPUTS: {"logits": teacher_logits},
-    }
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((inputs, y))
-        .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    dataset = keras_kd.data.with_teacher_outputs(x, teacher_logits, y, batch_size=batch_size, shuffle=True, seed=seed)
     distiller = keras_kd.Distiller(
         student=student,
         teacher=None,

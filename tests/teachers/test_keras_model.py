@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_kd import Distiller
 from keras_kd.teachers import KerasTeacher
@@ -101,3 +102,38 @@ def test_distills_with_feature_outputs():
     np.testing.assert_allclose(
         teacher(x)["logits"].numpy(), model(x).numpy(), atol=1e-6
     )  # teacher untouched
+
+
+def test_separate_views_online_and_cached():
+    """Teacher and student take different inputs of the same examples, online and through the cache."""
+    from keras_kd.data import keys
+    from keras_kd.data.cache import cache_teacher_outputs
+
+    x, y = make_data(128)
+    model = functional_teacher()
+    teacher = KerasTeacher(model)
+    student_view = x[:, :6] * 2.0  # the student's own "tokenization" of each example
+    views = {keys.TEACHER_INPUTS: x, keys.STUDENT_INPUTS: student_view}
+    dataset = tf.data.Dataset.from_tensor_slices((views, y)).batch(32)
+    student = keras.Sequential([keras.Input((6,)), keras.layers.Dense(NUM_CLASSES)], name="student")
+
+    online = Distiller(student, teacher=teacher)
+    online.compile("adam", jit_compile=False)
+    batch_x, _ = next(iter(dataset))
+    np.testing.assert_allclose(
+        online.teacher_outputs(batch_x)["logits"].numpy(), model(x[:32]).numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        online.predict(batch_x, verbose=0), student(student_view[:32]).numpy(), atol=1e-6
+    )
+    online.fit(dataset, epochs=1, verbose=0)
+
+    cached = cache_teacher_outputs(teacher, dataset, verbose=0)
+    cached_x, _ = next(iter(cached))
+    np.testing.assert_allclose(
+        cached_x[keys.TEACHER_OUTPUTS]["logits"].numpy(), model(x[:32]).numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(cached_x[keys.STUDENT_INPUTS].numpy(), student_view[:32], atol=1e-6)
+    offline = Distiller(student, teacher=None)
+    offline.compile("adam", jit_compile=False)
+    assert np.isfinite(offline.fit(cached, epochs=1, verbose=0).history["loss"][-1])

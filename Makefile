@@ -25,8 +25,9 @@ test: venv
 test-large: venv data-apt
 	$(BIN)/python -m pytest -q -m large tests
 
+# `make demo DEMO_ARGS="--task en-bert"` for the BERT-teacher variant (long); `--quick` for a smoke run.
 demo: venv
-	$(BIN)/keras-kd demo
+	$(BIN)/keras-kd demo $(DEMO_ARGS)
 
 # Every benchmark script (not the _helpers); each writes its own section of benchmarks/RESULTS.md.
 bench: venv

@@ -29,8 +29,14 @@ def keras_latency_ms(model, example, repeats=50):
 
     from keras_kd.teachers.base import as_output_dict
 
-    call = tf.function(lambda x: as_output_dict(model(x, training=False))["logits"])
-    return 1e3 * metrics.latency_per_example(lambda x: np.asarray(call(x)), example, repeats=repeats)
+    @tf.function
+    def call(x):
+        return as_output_dict(model(x, training=False))["logits"]
+
+    def predict(x):
+        return np.asarray(call(x))
+
+    return 1e3 * metrics.latency_per_example(predict, example, repeats=repeats)
 
 
 def weights_size(model):
@@ -111,7 +117,7 @@ def export_student(student, out_dir, representative_data=None, preprocessor=None
     return written
 
 
-def tflite_rows(student, exports, x_test, y_test, max_examples=1000):
+def tflite_rows(student, exports, x_test, y_test, max_examples=None):
     """Rows for each `.tflite` export: accuracy on the test set, agreement with the Keras student, size, latency."""
     from keras_kd.export import check_parity
 

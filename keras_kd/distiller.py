@@ -16,6 +16,7 @@ from keras.src.losses.loss import unscale_loss_for_distribution
 from keras.src.trainers.data_adapters import data_adapter_utils
 
 from keras_kd import losses as kd_losses
+from keras_kd import validation
 from keras_kd.data import keys
 from keras_kd.losses.logits import config_float
 from keras_kd.teachers.base import as_output_dict
@@ -579,6 +580,51 @@ class Distiller(keras.Model):
     def predict_step(self, data):
         x, _, _ = data_adapter_utils.unpack_x_y_sample_weight(data)
         return self(x, training=False)
+
+    # ---------------------------------------------------------------- checks before training
+    check_first_batch = True  # set False on an instance to skip `keras_kd.validation` in fit/evaluate
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, after `keras_kd.validation.check_first_batch` on `x` and `validation_data`."""
+        if self.check_first_batch:
+            validation.check_first_batch(self, x, y, kwargs.get("sample_weight"))
+            if kwargs.get("validation_data") is not None:
+                val = kwargs["validation_data"]
+                val = data_adapter_utils.unpack_x_y_sample_weight(val) if isinstance(val, tuple) else (val,)
+                validation.check_first_batch(self, *val, name="validation_data", training=False)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, after `keras_kd.validation.check_first_batch` on `x`."""
+        if self.check_first_batch:
+            validation.check_first_batch(self, x, y, kwargs.get("sample_weight"), training=False)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds from `strategy.reduce("MEAN", first_batch)`, which fails under
+        # MultiWorkerMirroredStrategy; building needs shapes only: use the first local replica's batch.
+        if iterator is not None and self._distribute_strategy is not None:
+            for _, _, it in iterator:
+                local = self.distribute_strategy.experimental_local_results
+                data_batch = tf.nest.map_structure(
+                    lambda v: local(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, next(it)
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _make_function(self, step_function):
+        # Keras 3.15 reduces the step's logs with `strategy.reduce("MEAN", v, axis=0)` under
+        # multi-worker MultiWorkerMirroredStrategy, which fails on scalars (tensorflow#72388): give
+        # each scalar a length-1 axis there (the mean over replicas of identical values is unchanged).
+        strategy = self.distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
+            step = step_function
+
+            def step_function(data):
+                return tf.nest.map_structure(lambda v: ops.reshape(v, (1,)) if len(v.shape) == 0 else v, step(data))
+
+        return super()._make_function(step_function)
 
     # ---------------------------------------------------------------- serialization
     def get_config(self):

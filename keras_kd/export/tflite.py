@@ -85,7 +85,8 @@ def as_examples(data, specs, limit=None):
     `data` is an array (single input), a list/dict of arrays, an `(x, y)` tuple of those, or a
     `tf.data.Dataset` of `x` or `(x, y[, sample_weight])`, batched or not; `x` may be a
     distillation batch (`keras_kd.data.STUDENT_INPUTS`). `labels` is None when `data` has none.
-    At most `limit` examples are read.
+    At most `limit` examples are read. For a model with exactly two inputs a 2-tuple is read as
+    its inputs, not as `(x, y)`: pass labels separately there.
     """
     flat_specs = {
         name: spec for name, spec in zip(input_names(specs), tf.nest.flatten(specs), strict=True)
@@ -93,7 +94,10 @@ def as_examples(data, specs, limit=None):
     if isinstance(data, tf.data.Dataset):
         parts, label_parts, count = [], [], 0
         for element in data.as_numpy_iterator():
-            x, y = (element[0], element[1]) if isinstance(element, tuple) else (element, None)
+            if isinstance(element, tuple):  # (x,), (x, y) or (x, y, sample_weight)
+                x, y = element[0], element[1] if len(element) > 1 else None
+            else:
+                x, y = element, None
             x = _as_named(x, specs)
             first = next(iter(x))
             if x[first].ndim == len(flat_specs[first].shape) - 1:  # unbatched element

@@ -117,8 +117,10 @@ def test_as_examples_reads_arrays_tuples_and_datasets(mnist_kd):
         inputs, labels = as_examples(data, specs, limit=7)
         np.testing.assert_array_equal(inputs["pixels"], x[:7])
         np.testing.assert_array_equal(labels, y[:7])
-    inputs, labels = as_examples(x, specs)
-    assert labels is None and inputs["pixels"].shape == (10, 28, 28)
+    for data in (x, tf.data.Dataset.from_tensor_slices((x,)).batch(4)):
+        inputs, labels = as_examples(data, specs)
+        assert labels is None
+        np.testing.assert_array_equal(inputs["pixels"], x)
     with pytest.raises(ValueError, match=r"takes 1 inputs \['pixels'\]; the data has 2"):
         as_examples([x, x], specs)
 

@@ -500,15 +500,18 @@ class Distiller(keras.Model):
         return self.get_metrics_result()
 
     def _teacher_online_loss(self, index, outputs, student_logits, peers, y, sample_weight):
-        """Teacher `index`'s loss: labels only (teacher_guided), or labels + its peers (mutual)."""
+        """Teacher `index`'s loss: labels only (teacher_guided), or labels + its peers (mutual),
+        plus the teacher's own regularization losses."""
         logits = outputs["logits"]
         loss = ops.cast(self._compile_loss(y, logits, sample_weight), "float32")
-        if self.mode == "teacher_guided":
-            return loss
-        others = [tf.stop_gradient(student_logits)] + [p["logits"] for j, p in enumerate(peers) if j != index]
-        distill = ops.sum(ops.stack([self._distill_one(o, logits, y, sample_weight) for o in others])) / len(others)
-        alpha = ops.cast(self._alpha, "float32")
-        return alpha * distill + (1.0 - alpha) * loss
+        if self.mode == "mutual":
+            others = [tf.stop_gradient(student_logits)] + [p["logits"] for j, p in enumerate(peers) if j != index]
+            distill = ops.sum(ops.stack([self._distill_one(o, logits, y, sample_weight) for o in others])) / len(others)
+            alpha = ops.cast(self._alpha, "float32")
+            loss = alpha * distill + (1.0 - alpha) * loss
+        for regularization in self.teachers[index].losses:
+            loss = loss + ops.cast(self._aggregate_additional_loss(regularization), "float32")
+        return loss
 
     def _online_train_step(self, data):
         """One step of mode="mutual" / "teacher_guided": student and teacher(s) both update."""

@@ -405,3 +405,17 @@ def test_feature_loss_names_must_be_distinct():
         "h0",
         "h1",
     ]
+
+
+def test_teacher_regularization_counts_in_its_own_loss(data):
+    x, y = data
+    inputs = keras.Input((D,))
+    teacher = keras.Model(
+        inputs, keras.layers.Dense(C, kernel_regularizer=keras.regularizers.L2(0.5))(inputs)
+    )
+    distiller = keras_kd.Distiller(mlp(4, "student"), teacher, mode="teacher_guided")
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+    history = distiller.fit(x, y, batch_size=N, epochs=1, verbose=0)
+    kernel = np.array(teacher.weights[0])
+    expected = np_ce(np.array(teacher(x)), y) + 0.5 * (kernel**2).sum()
+    np.testing.assert_allclose(history.history["teacher_loss"], [expected], rtol=1e-5)

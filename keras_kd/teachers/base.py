@@ -3,6 +3,7 @@
 import numbers
 
 import keras
+from keras import ops
 
 OUTPUT_KEYS = ("logits", "hidden_states", "attentions", "embedding")
 
@@ -99,4 +100,65 @@ class TeacherAdapter(keras.layers.Layer):
         config = dict(config)
         if config.get("head") is not None:
             config["head"] = keras.saving.deserialize_keras_object(config["head"])
+        return cls.build_from_config_dict(config)
+
+    @classmethod
+    def build_from_config_dict(cls, config):
+        """Make the adapter from a config whose `head` is already deserialized."""
         return cls(**config)
+
+
+def masked_mean_pool(sequence, padding_mask, normalize=True):
+    """Mean of `sequence` (B, S, D) over positions where `padding_mask` (B, S) is true, L2-normalized."""
+    mask = ops.expand_dims(ops.cast(padding_mask, sequence.dtype), axis=-1)
+    pooled = ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1e-9)
+    if normalize:
+        norm = ops.sqrt(ops.sum(ops.square(pooled), axis=-1, keepdims=True))
+        pooled = pooled / ops.maximum(norm, 1e-12)
+    return pooled
+
+
+class EncoderTeacher(TeacherAdapter):
+    """Base of the text-encoder adapters: a sentence `embedding` pooled from the last hidden states.
+
+    Args:
+        pooling: `"mean"` (masked mean over real tokens, the sentence-transformers default) or
+            `"cls"` (the first token).
+        normalize: L2-normalize `embedding` (default True, as all-MiniLM-L6-v2 does).
+        output_hidden_states: also return `hidden_states` (`num_layers + 1` tensors (B, S, D)).
+        output_attentions: also return `attentions` (`num_layers` tensors (B, heads, S, S)).
+        head: optional classification head on `embedding` (see `TeacherAdapter`).
+    """
+
+    def __init__(
+        self,
+        head=None,
+        pooling="mean",
+        normalize=True,
+        output_hidden_states=False,
+        output_attentions=False,
+        **kwargs,
+    ):
+        super().__init__(head=head, **kwargs)
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"`pooling` must be 'mean' or 'cls'. Received: pooling={pooling!r}")
+        self.pooling = pooling
+        self.normalize = bool(normalize)
+        self.output_hidden_states = bool(output_hidden_states)
+        self.output_attentions = bool(output_attentions)
+
+    def pool(self, sequence, padding_mask):
+        """The sentence embedding of the last hidden states `sequence` (B, S, D)."""
+        if self.pooling == "cls":
+            sequence, padding_mask = sequence[:, :1], padding_mask[:, :1]
+        return masked_mean_pool(sequence, padding_mask, normalize=self.normalize)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            pooling=self.pooling,
+            normalize=self.normalize,
+            output_hidden_states=self.output_hidden_states,
+            output_attentions=self.output_attentions,
+        )
+        return config

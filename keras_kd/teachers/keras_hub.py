@@ -18,7 +18,7 @@ ending in `sequence_output`, which is checked when the teacher is built.
 import keras
 from keras import ops
 
-from keras_kd.teachers.base import TeacherAdapter
+from keras_kd.teachers.base import EncoderTeacher, masked_mean_pool  # noqa: F401  (re-exported)
 
 # Hugging Face tokenizer keys -> keras-hub backbone inputs, so either tokenization can be fed.
 HF_TO_KERAS_HUB_KEYS = {
@@ -36,16 +36,6 @@ def import_keras_hub():
             'KerasHubTeacher needs keras-hub (and safetensors for Hugging Face folders): pip install "keras-kd[hub]"'
         ) from error
     return keras_hub
-
-
-def masked_mean_pool(sequence, padding_mask, normalize=True):
-    """Mean of `sequence` (B, S, D) over positions where `padding_mask` (B, S) is true, L2-normalized."""
-    mask = ops.expand_dims(ops.cast(padding_mask, sequence.dtype), axis=-1)
-    pooled = ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1e-9)
-    if normalize:
-        norm = ops.sqrt(ops.sum(ops.square(pooled), axis=-1, keepdims=True))
-        pooled = pooled / ops.maximum(norm, 1e-12)
-    return pooled
 
 
 def _first(tensors):
@@ -73,7 +63,7 @@ def encoder_chain_input(backbone):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class KerasHubTeacher(TeacherAdapter):
+class KerasHubTeacher(EncoderTeacher):
     """A keras-hub text backbone wrapped as a frozen teacher.
 
     Args:
@@ -106,15 +96,17 @@ class KerasHubTeacher(TeacherAdapter):
         name="keras_hub_teacher",
         **kwargs,
     ):
-        super().__init__(head=head, name=name, **kwargs)
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"`pooling` must be 'mean' or 'cls'. Received: pooling={pooling!r}")
+        super().__init__(
+            head=head,
+            pooling=pooling,
+            normalize=normalize,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            name=name,
+            **kwargs,
+        )
         self.backbone = backbone
         self.preprocessor = preprocessor
-        self.pooling = pooling
-        self.normalize = bool(normalize)
-        self.output_hidden_states = bool(output_hidden_states)
-        self.output_attentions = bool(output_attentions)
         self.backbone.trainable = False
         self._input_names = sorted(backbone.input) if isinstance(backbone.input, dict) else None
         self._embedder = None
@@ -193,14 +185,7 @@ class KerasHubTeacher(TeacherAdapter):
                 outputs["hidden_states"] = hidden_states
             if self.output_attentions:
                 outputs["attentions"] = attentions
-        if self.pooling == "mean":
-            outputs["embedding"] = masked_mean_pool(
-                sequence, padding_mask, normalize=self.normalize
-            )
-        else:
-            outputs["embedding"] = masked_mean_pool(
-                sequence[:, :1], padding_mask[:, :1], normalize=self.normalize
-            )
+        outputs["embedding"] = self.pool(sequence, padding_mask)
         return outputs
 
     def get_config(self):
@@ -212,10 +197,6 @@ class KerasHubTeacher(TeacherAdapter):
                 "preprocessor": serialize(self.preprocessor)
                 if self.preprocessor is not None
                 else None,
-                "pooling": self.pooling,
-                "normalize": self.normalize,
-                "output_hidden_states": self.output_hidden_states,
-                "output_attentions": self.output_attentions,
             }
         )
         return config

@@ -17,8 +17,8 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_kd.teachers.base import TeacherAdapter
-from keras_kd.teachers.keras_hub import HF_TO_KERAS_HUB_KEYS, masked_mean_pool
+from keras_kd.teachers.base import EncoderTeacher
+from keras_kd.teachers.keras_hub import HF_TO_KERAS_HUB_KEYS
 
 KERAS_HUB_TO_HF_KEYS = {value: key for key, value in HF_TO_KERAS_HUB_KEYS.items()}
 TASKS = ("base", "sequence_classification")
@@ -84,7 +84,7 @@ def load_tf_model(path, task="base"):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class TransformersTeacher(TeacherAdapter):
+class TransformersTeacher(EncoderTeacher):
     """A `transformers` TF model wrapped as a frozen Keras 3 teacher.
 
     Args:
@@ -116,18 +116,20 @@ class TransformersTeacher(TeacherAdapter):
         name="transformers_teacher",
         **kwargs,
     ):
-        super().__init__(head=head, name=name, **kwargs)
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"`pooling` must be 'mean' or 'cls'. Received: pooling={pooling!r}")
+        super().__init__(
+            head=head,
+            pooling=pooling,
+            normalize=normalize,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            name=name,
+            **kwargs,
+        )
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
         # Not tracked by Keras 3: a tf-keras model's variables are not Keras 3 weights.
         object.__setattr__(self, "hf_model", model)
         object.__setattr__(self, "tokenizer", tokenizer)
-        self.pooling = pooling
-        self.normalize = bool(normalize)
-        self.output_hidden_states = bool(output_hidden_states)
-        self.output_attentions = bool(output_attentions)
         self.model_path = None if path is None else str(path)
         self.task = task
 
@@ -179,12 +181,7 @@ class TransformersTeacher(TeacherAdapter):
         if mask is None:
             mask = tf.ones_like(inputs["input_ids"])
         outputs = {}
-        if self.pooling == "mean":
-            outputs["embedding"] = masked_mean_pool(sequence, mask, normalize=self.normalize)
-        else:
-            outputs["embedding"] = masked_mean_pool(
-                sequence[:, :1], mask[:, :1], normalize=self.normalize
-            )
+        outputs["embedding"] = self.pool(sequence, mask)
         if self.output_hidden_states:
             outputs["hidden_states"] = list(result.hidden_states)
         if self.output_attentions:
@@ -199,21 +196,10 @@ class TransformersTeacher(TeacherAdapter):
                 "Only a TransformersTeacher made with `from_pretrained(path)` can be serialized."
             )
         config = super().get_config()
-        config.update(
-            {
-                "path": self.model_path,
-                "task": self.task,
-                "pooling": self.pooling,
-                "normalize": self.normalize,
-                "output_hidden_states": self.output_hidden_states,
-                "output_attentions": self.output_attentions,
-            }
-        )
+        config.update(path=self.model_path, task=self.task)
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def build_from_config_dict(cls, config):
         config = dict(config)
-        if config.get("head") is not None:
-            config["head"] = keras.saving.deserialize_keras_object(config["head"])
         return cls.from_pretrained(config.pop("path"), task=config.pop("task"), **config)

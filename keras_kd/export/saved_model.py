@@ -130,13 +130,29 @@ def _positional(specs):
     return list(specs) if isinstance(specs, list) else [specs]
 
 
-def build_archive(model, endpoints):
+def _trackables(preprocessor):
+    """The TF objects (tables, variables) a preprocessor holds: itself if trackable, else its attributes.
+
+    A bound method (`tokenizer.tokenize`) stands for its object.
+    """
+    if preprocessor is None:
+        return []
+    owner = getattr(preprocessor, "__self__", preprocessor)
+    if isinstance(owner, tf.__internal__.tracking.Trackable):
+        return [owner]
+    attributes = vars(owner).values() if hasattr(owner, "__dict__") else ()
+    return [value for value in attributes if isinstance(value, tf.__internal__.tracking.Trackable)]
+
+
+def build_archive(model, endpoints, also_track=()):
     """A `keras.export.ExportArchive` tracking `model` with endpoints `{name: (fn, input_signature)}`.
 
-    The first endpoint is also the SavedModel's `serving_default` signature.
+    The first endpoint is also the SavedModel's `serving_default` signature. `also_track` lists
+    more trackables (a tokenizer) whose lookup tables and variables must be saved with the graph.
     """
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    for resource in (model, *also_track):
+        archive.track(resource)
     # Keras lists its own `Variable` wrappers here, which the checkpoint would store a second time
     # next to the tf.Variables the endpoints read: list the tf.Variables, so each is written once.
     for collection in ("variables", "trainable_variables", "non_trainable_variables"):
@@ -167,8 +183,8 @@ def saved_model(
             dynamic batch axis.
         preprocessor: optional tf-traceable callable or tokenizer object (a `keras.layers.Layer`,
             `tf.Module` or function) mapping a 1-D `tf.string` batch to the model's inputs (a dict
-            may hold extra keys, which are dropped). Its lookup tables and variables are tracked and
-            saved. The signature then takes raw strings, e.g. `keras_kd.data.text.WordPieceTokenizer`.
+            may hold extra keys, which are dropped). Its lookup tables and variables (those of the
+            object, or its TF attributes when it is a plain Python object) are tracked and saved. The signature then takes raw strings, e.g. `keras_kd.data.text.WordPieceTokenizer`.
         class_names: optional list of class names; adds the `label_names` output.
         text_input_name: the signature's input name for raw strings (with `preprocessor`).
         verbose: print the endpoints Keras wrote.
@@ -203,8 +219,6 @@ def saved_model(
             [tf.TensorSpec([None], tf.string, name=text_input_name)],
         )
     endpoints[INPUTS_ENDPOINT] = (serve_inputs, _positional(specs))
-    archive = build_archive(student, endpoints)
-    if isinstance(preprocessor, tf.__internal__.tracking.Trackable):
-        archive.track(preprocessor)  # lookup tables (vocabularies) must be saved with the graph
+    archive = build_archive(student, endpoints, also_track=_trackables(preprocessor))
     archive.write_out(str(path), verbose=verbose)
     return str(path)

@@ -215,3 +215,45 @@ def test_student_model_takes_the_student_out_of_a_distiller(mnist_kd):
     assert export.student_model(mnist_kd["distiller"]) is mnist_kd["student"]
     assert export.student_model(mnist_kd["teacher"]) is mnist_kd["teacher"]
     assert isinstance(mnist_kd["distiller"], keras_kd.Distiller)
+
+
+class WordIds:
+    """A tokenizer holding a lookup table (a TF resource the SavedModel must carry), as a plain object."""
+
+    def __init__(self, words):
+        ids = tf.range(1, len(words) + 1, dtype=tf.int64)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(words, ids), default_value=0
+        )
+
+    def __call__(self, text):
+        return self.tokenize(text)
+
+    def tokenize(self, text):
+        ids = self.table.lookup(tf.strings.split(text))
+        return tf.cast(ids.to_tensor(default_value=0, shape=[None, 4]), tf.int32)
+
+
+class ModuleWordIds(WordIds, tf.Module):
+    """The same tokenizer as a `tf.Module` (trackable itself)."""
+
+
+@pytest.mark.parametrize("kind", ["tf.Module", "plain object", "bound method"])
+def test_preprocessor_lookup_table_is_saved_with_the_graph(kind, tmp_path):
+    words = ["good", "bad", "film"]
+    preprocessor = {
+        "tf.Module": ModuleWordIds(words),
+        "plain object": WordIds(words),
+        "bound method": WordIds(words).tokenize,
+    }[kind]
+    token_ids = keras.Input((4,), dtype="int32", name="token_ids")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(4, 2)(token_ids))
+    student = keras.Model(token_ids, keras.layers.Dense(2)(pooled))
+    path = export.saved_model(student, tmp_path / "table", preprocessor=preprocessor)
+    del preprocessor
+    texts = tf.constant(["good film", "bad bad film", "unknown words here"])
+    outputs = tf.saved_model.load(str(path)).signatures["serving_default"](text=texts)
+    expected = student(np.array([[1, 3, 0, 0], [2, 2, 3, 0], [0, 0, 0, 0]], dtype="int32"))
+    np.testing.assert_allclose(
+        outputs["logits"].numpy(), keras.ops.convert_to_numpy(expected), atol=1e-6
+    )

@@ -236,6 +236,11 @@ class Distiller(keras.Model):
         if distillation_loss is None:
             distillation_loss = kd_losses.KLDivergence(temperature=4.0)
         self.distillation_loss = kd_losses.get(distillation_loss)
+        if isinstance(self.distillation_loss, kd_losses.FeatureLoss):
+            raise TypeError(
+                f"{type(self.distillation_loss).__name__} matches intermediate layers: pass it in "
+                "`feature_losses=[...]`, not as `distillation_loss`."
+            )
         self.feature_losses = [kd_losses.get(term) for term in feature_losses or []]
         for term in self.feature_losses:
             if not callable(term):

@@ -419,3 +419,11 @@ def test_teacher_regularization_counts_in_its_own_loss(data):
     kernel = np.array(teacher.weights[0])
     expected = np_ce(np.array(teacher(x)), y) + 0.5 * (kernel**2).sum()
     np.testing.assert_allclose(history.history["teacher_loss"], [expected], rtol=1e-5)
+
+
+def test_feature_loss_as_distillation_loss_is_refused():
+    with pytest.raises(
+        TypeError,
+        match=r"HiddenStateMSE matches intermediate layers: pass it in `feature_losses=\[...\]`",
+    ):
+        keras_kd.Distiller(mlp(4, "s"), mlp(6, "t"), distillation_loss="hidden_mse")

@@ -52,6 +52,23 @@ _DTYPES = ("float16", "float32")
 
 
 # ---------------------------------------------------------------- top-k
+def _scatter_last_axis(base, indices, updates):
+    """`base` with `base[..., indices[..., i]] = updates[..., i]`, for any number of leading axes.
+
+    Memory stays O(size of `base`) (no `(…, k, n)` one-hot), so it scales to large vocabularies.
+    """
+    n, k = tf.shape(base)[-1], tf.shape(indices)[-1]
+    flat_base = tf.reshape(base, [-1, n])
+    flat_indices = tf.reshape(tf.cast(indices, tf.int32), [-1, k])
+    rows = tf.broadcast_to(tf.range(tf.shape(flat_base)[0])[:, tf.newaxis], tf.shape(flat_indices))
+    scattered = tf.tensor_scatter_nd_update(
+        flat_base, tf.stack([rows, flat_indices], axis=-1), tf.reshape(updates, [-1, k])
+    )
+    result = tf.reshape(scattered, tf.shape(base))
+    result.set_shape(base.shape)
+    return result
+
+
 def compress_top_k(logits, k, temperature=1.0):
     """Keep the `k` largest logits: `{"top_k_values", "top_k_indices", "rest_fill"}` (NumPy or TF in, TF out).
 
@@ -67,10 +84,9 @@ def compress_top_k(logits, k, temperature=1.0):
             f"`top_k` must be an integer in [1, {n - 1}] (fewer than the {n} classes). Received: top_k={k!r}"
         )
     values, indices = tf.math.top_k(logits, k=k)
-    kept = tf.reduce_any(
-        tf.one_hot(indices, n, dtype=tf.bool, on_value=True, off_value=False), axis=-2
+    scaled_rest = _scatter_last_axis(
+        logits / temperature, indices, tf.fill(tf.shape(values), -np.inf)
     )
-    scaled_rest = tf.where(kept, tf.constant(-np.inf, tf.float32), logits / temperature)
     rest_fill = temperature * (tf.reduce_logsumexp(scaled_rest, axis=-1) - math.log(n - k))
     return {
         "top_k_values": values,
@@ -92,10 +108,10 @@ def expand_top_k(compressed, num_classes):
     change). It vanishes as the teacher's tail mass `m` does; `KLDivergence` multiplies it by T².
     """
     values = tf.cast(compressed["top_k_values"], tf.float32)
-    indices = tf.cast(compressed["top_k_indices"], tf.int32)
     fill = tf.cast(compressed["rest_fill"], tf.float32)[..., tf.newaxis]
-    one_hot = tf.one_hot(indices, num_classes, dtype=tf.float32)  # (..., k, n)
-    return fill + tf.reduce_sum(one_hot * (values - fill)[..., tf.newaxis], axis=-2)
+    base = fill * tf.ones([num_classes], tf.float32)
+    base.set_shape(values.shape[:-1].concatenate([num_classes]))
+    return _scatter_last_axis(base, compressed["top_k_indices"], values)
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -328,9 +344,15 @@ def _check_manifest(manifest, path, teacher, dataset_info, outputs, top_k, dtype
         expected = manifest["dataset"]
         for field in ("cardinality", "element_spec", "first_batch_sha256"):
             if expected[field] != dataset_info[field]:
+                shuffled = (
+                    " A source dataset shuffled at every iteration never matches: shuffle after caching "
+                    "(`shuffle=True`) instead."
+                    if field == "first_batch_sha256"
+                    else ""
+                )
                 raise ValueError(
                     f"The teacher cache at {path} was built for a different dataset ({field} differs: cached "
-                    f"{str(expected[field])[:80]}, received {str(dataset_info[field])[:80]}). {hint}"
+                    f"{str(expected[field])[:80]}, received {str(dataset_info[field])[:80]}).{shuffled} {hint}"
                 )
     requested = {"outputs": list(outputs), "top_k": top_k, "dtype": dtype}
     for field, value in requested.items():

@@ -313,3 +313,15 @@ def test_dict_outputs_with_hidden_states():
     np.testing.assert_allclose(
         hidden[1], teacher.predict(x[:4], verbose=0)["hidden_states"][1], atol=1e-6
     )
+
+
+def test_top_k_on_sequence_logits():
+    logits = np.random.default_rng(5).normal(size=(2, 3, 50)).astype("float32")
+    compressed = cache.compress_top_k(logits, 5, temperature=2.0)
+    assert compressed["top_k_values"].shape == (2, 3, 5) and compressed["rest_fill"].shape == (2, 3)
+    dense = cache.expand_top_k(compressed, 50)
+    assert dense.shape == (2, 3, 50)
+    top = np.argsort(-logits, axis=-1)[..., :5]
+    np.testing.assert_allclose(np.take_along_axis(dense.numpy(), top, -1), np.take_along_axis(logits, top, -1))
+    rest_mass = np.exp(logits / 2.0).sum(-1) - np.exp(np.take_along_axis(logits, top, -1) / 2.0).sum(-1)
+    np.testing.assert_allclose(45 * np.exp(compressed["rest_fill"].numpy() / 2.0), rest_mass, rtol=1e-4)

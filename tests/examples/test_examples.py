@@ -147,6 +147,7 @@ def test_en_augmentation_keeps_words():
     assert sampled in text and len(sampled.split()) >= 3
 
 
+@pytest.mark.large  # MiniLM fine-tuning + an online epoch: ~1 min even at smoke size
 @needs_minilm
 def test_en_sentiment_bert_smoke(tmp_path):
     import en_sentiment_bert

@@ -193,15 +193,32 @@ def _store_dtype(array, dtype):
 
 
 # ---------------------------------------------------------------- the cached pipeline
-def _as_batches(stored, batch_size, shuffle, seed, num_classes, top_k):
-    """Batched, float32 view of a stored (unbatched) cache, top-k expanded to dense logits."""
+def _batch_stored(stored, batch_size, shuffle, seed):
+    """Batches of an unbatched stored dataset (a cache read from disk), shuffled per epoch if asked."""
     if shuffle:
-        dataset = stored.shuffle(
+        stored = stored.shuffle(
             max(int(stored.cardinality()), 1), seed=seed, reshuffle_each_iteration=True
         )
-    else:
-        dataset = stored
-    dataset = dataset.batch(batch_size)
+    return stored.batch(batch_size)
+
+
+def _batch_arrays(element, batch_size, shuffle, seed):
+    """Batches of in-memory arrays, gathered by (shuffled) index batches: no per-example overhead."""
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, _tuples(element))
+    if len(tensors) == 1:
+        tensors = tensors[0]
+    count = int(tf.nest.flatten(tensors)[0].shape[0])
+    indices = tf.data.Dataset.range(count)
+    if shuffle:
+        indices = indices.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
+    return indices.batch(batch_size).map(
+        lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def _restore(batches, num_classes, top_k):
+    """Float32 teacher outputs, top-k expanded to dense logits, prefetched."""
 
     def to_float32(t):
         return tf.cast(t, tf.float32) if t.dtype in (tf.float16, tf.bfloat16) else t
@@ -214,16 +231,18 @@ def _as_batches(stored, batch_size, shuffle, seed, num_classes, top_k):
         x = {**x, keys.TEACHER_OUTPUTS: outputs}
         return (x, *rest) if rest else x
 
-    return dataset.map(restore, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batches.map(restore, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _element(student_inputs, outputs, y, sample_weight):
     x = {keys.STUDENT_INPUTS: student_inputs, keys.TEACHER_OUTPUTS: outputs}
-    return (
-        tuple(v for v in (x, y, sample_weight) if v is not None)
-        if y is not None or sample_weight is not None
-        else (x,)
-    )
+    if y is None:
+        if sample_weight is not None:
+            raise ValueError(
+                "`sample_weight` needs labels `y`: received sample weights without labels."
+            )
+        return (x,)
+    return (x, y) if sample_weight is None else (x, y, sample_weight)
 
 
 def _from_arrays(element):
@@ -370,11 +389,8 @@ def load_cached_teacher_outputs(path, batch_size=None, shuffle=False, seed=None)
             f"No teacher cache at {path} (no {MANIFEST}). Build it with cache_teacher_outputs."
         )
     stored = tf.data.Dataset.load(str(pathlib.Path(path) / DATA_DIR))
-    return _as_batches(
-        stored,
-        batch_size or manifest["batch_size"],
-        shuffle,
-        seed,
+    return _restore(
+        _batch_stored(stored, batch_size or manifest["batch_size"], shuffle, seed),
         manifest["num_classes"],
         manifest["top_k"],
     )
@@ -451,13 +467,12 @@ def cache_teacher_outputs(
     )
     cached_outputs = element[0][keys.TEACHER_OUTPUTS]
     count = len(tf.nest.flatten(cached_outputs)[0])
-    stored = _from_arrays(element)
     batch_size = batch_size or source_batch_size
     if path is not None:
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
-        stored.save(str(path / DATA_DIR))
+        _from_arrays(element).save(str(path / DATA_DIR))
         manifest = _manifest(
             teacher,
             dataset_info,
@@ -470,7 +485,7 @@ def cache_teacher_outputs(
             count,
         )
         (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return _as_batches(stored, batch_size, shuffle, seed, num_classes, top_k)
+    return _restore(_batch_arrays(element, batch_size, shuffle, seed), num_classes, top_k)
 
 
 def with_teacher_outputs(
@@ -508,8 +523,9 @@ def with_teacher_outputs(
                     f"`teacher_outputs[{name!r}]` must have one row per example of `x`. "
                     f"Received: {n} examples and {len(array)} rows"
                 )
-    stored = _from_arrays(_element(x, outputs, y, sample_weight))
-    return _as_batches(stored, batch_size, shuffle, seed, None, None)
+    return _restore(
+        _batch_arrays(_element(x, outputs, y, sample_weight), batch_size, shuffle, seed), None, None
+    )
 
 
 def cache_size_bytes(path):

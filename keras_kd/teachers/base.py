@@ -72,7 +72,17 @@ class TeacherAdapter(keras.layers.Layer):
         value = make_head(value)
         if value is not None:
             set_trainable(value, self.trainable)
-        self._head = value
+        # A head may be attached after the adapter has run (built adapters lock their state, as
+        # Keras' own `_untrack_variable` does around a change, the lock is lifted for this one).
+        tracker = getattr(self, "_tracker", None)
+        locked = bool(tracker is not None and tracker.locked)
+        if locked:
+            tracker.unlock()
+        try:
+            self._head = value
+        finally:
+            if locked:
+                tracker.lock()
 
     def teacher_outputs(self, inputs, training=False):
         raise NotImplementedError

@@ -137,3 +137,16 @@ def test_separate_views_online_and_cached():
     offline = Distiller(student, teacher=None)
     offline.compile("adam", jit_compile=False)
     assert np.isfinite(offline.fit(cached, epochs=1, verbose=0).history["loss"][-1])
+
+
+def test_head_attached_after_the_teacher_ran():
+    teacher = KerasTeacher(functional_teacher(), outputs={"embedding": "block_2"})
+    x, _ = make_data(4)
+    assert sorted(teacher(x)) == ["embedding"]  # built: Keras locks its state
+    teacher.head = 3
+    outputs = teacher(x)
+    assert tuple(outputs["logits"].shape) == (4, 3)
+    assert teacher.head.trainable is False and teacher.trainable_weights == []
+    assert teacher.head in teacher._flatten_layers()  # tracked: saved with the teacher
+    with pytest.raises(ValueError, match="You cannot add new elements of state"):
+        teacher.extra = keras.layers.Dense(1)  # the lock is back

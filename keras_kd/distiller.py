@@ -611,14 +611,20 @@ class Distiller(keras.Model):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras 3.15 builds from `strategy.reduce("MEAN", first_batch)`, which fails under
         # MultiWorkerMirroredStrategy; building needs shapes only: use the first local replica's batch.
-        if iterator is not None and self._distribute_strategy is not None:
+        # Without a strategy Keras defers building to the first step; feature-loss projections must
+        # exist before callbacks run (BackupAndRestore builds the optimizer and loads its slots then).
+        unbuilt_features = any(not getattr(term, "built", True) for term in self.feature_losses)
+        if iterator is not None and (self._distribute_strategy is not None or unbuilt_features):
+            local = self.distribute_strategy.experimental_local_results
             for _, _, it in iterator:
-                local = self.distribute_strategy.experimental_local_results
                 data_batch = tf.nest.map_structure(
                     lambda v: local(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, next(it)
                 )
                 break
             iterator = None
+        if self._distribute_strategy is None and unbuilt_features and data_batch is not None:
+            self._symbolic_build(data_batch=data_batch)
+            return
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _make_function(self, step_function):

@@ -14,6 +14,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 GLOBAL_BATCH = 16
 EPOCHS = 2  # 64 examples / 16 = 4 steps per epoch → 8 steps
@@ -44,14 +45,26 @@ def _build_models():
     return teacher, student
 
 
+def _hidden_state_term():
+    """Distiller kwargs for a hidden-state term with a learned projection (student 8 → teacher 16)."""
+    from keras_kd.losses.features import HiddenStateMSE
+
+    return {
+        "feature_losses": [HiddenStateMSE(layer_map=[("hidden", "hidden")], weight=0.1)],
+        "student_features": {"hidden": "hidden"},
+        "teacher_features": {"hidden": "hidden"},
+    }
+
+
 def _distill(strategy, epochs=EPOCHS, jit_compile=False):
-    """Distill under `strategy` with a fixed global batch; returns (student weights, history)."""
+    """Distill under `strategy` with a fixed global batch; returns (student + projection weights, history)."""
     import keras
     import tensorflow as tf
 
     from keras_kd import distribute
 
     models = {}
+    keras.utils.set_random_seed(0)  # the projection's initial weights: same draw in every process
 
     def build_teacher():  # called first, in the scope: builds both so weights come from one RNG
         models["teacher"], models["student"] = _build_models()
@@ -61,7 +74,7 @@ def _distill(strategy, epochs=EPOCHS, jit_compile=False):
         strategy,
         lambda: models["student"],
         build_teacher,
-        distiller_kwargs={"alpha": 0.7},
+        distiller_kwargs={"alpha": 0.7, **_hidden_state_term()},  # KL + student CE + hidden states
         compile_kwargs={
             "optimizer": lambda: keras.optimizers.SGD(learning_rate=0.1),
             "metrics": ["accuracy"],
@@ -71,7 +84,7 @@ def _distill(strategy, epochs=EPOCHS, jit_compile=False):
     x, y = _data()
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
     history = distiller.fit(dataset, epochs=epochs, verbose=0, validation_data=dataset)
-    return distiller.student.get_weights(), history.history
+    return distiller.student.get_weights() + distiller.feature_losses[0].get_weights(), history.history
 
 
 # ------------------------------------------------------------------------------------ strategies
@@ -138,24 +151,37 @@ def test_dtype_policy_scope_restores_global_policy():
 
 
 # ------------------------------------------------------------------------------------ equivalence
+_MIRRORED = []
+
+
+def _mirrored():
+    """One MirroredStrategy for the module: TF reuses collective instance keys across strategy
+    objects of one process, so two strategies running models of different sizes collide."""
+    from keras_kd.distribute import get_strategy
+
+    if not _MIRRORED:
+        _MIRRORED.append(get_strategy("mirrored"))
+    return _MIRRORED[0]
+
+
 def test_mirrored_matches_default_strategy_weights_and_logged_losses():
     import tensorflow as tf
 
-    from keras_kd.distribute import get_strategy
-
     default_weights, default_history = _distill(tf.distribute.get_strategy())
-    mirrored = get_strategy("mirrored")
+    mirrored = _mirrored()
     assert mirrored.num_replicas_in_sync == 2
     mirrored_weights, mirrored_history = _distill(mirrored)
     # The training moved the weights (so the comparison below means something) ...
     _, initial_student = _build_models()
-    assert max(np.abs(w - w0).max() for w, w0 in zip(default_weights, initial_student.get_weights())) > 1e-2
+    assert len(default_weights) == 6  # student kernel/bias x2 + projection kernel/bias
+    moved = zip(default_weights, initial_student.get_weights(), strict=False)  # the student's 4 arrays
+    assert max(np.abs(w - w0).max() for w, w0 in moved) > 1e-2
     # ... and both strategies moved them identically: losses are global-batch means.
-    for w_default, w_mirrored in zip(default_weights, mirrored_weights):
+    for w_default, w_mirrored in zip(default_weights, mirrored_weights, strict=True):
         np.testing.assert_allclose(w_mirrored, w_default, atol=1e-5)
     # Logged losses and metrics are global-batch values, not per-replica ones (the classic trap:
     # a custom train_step that forgets the replica scaling logs loss / num_replicas).
-    for key in ("loss", "student_loss", "distillation_loss", "accuracy", "teacher_agreement", "val_loss",
+    for key in ("loss", "student_loss", "distillation_loss", "hidden_mse", "accuracy", "teacher_agreement", "val_loss",
                 "val_distillation_loss", "val_accuracy"):
         np.testing.assert_allclose(mirrored_history[key], default_history[key], rtol=1e-5, err_msg=key)
 
@@ -166,11 +192,10 @@ def test_first_epoch_loss_equals_numpy_reference_under_mirrored():
     import tensorflow as tf
 
     from keras_kd import Distiller
-    from keras_kd.distribute import get_strategy
 
     x, y = _data()
     x, y = x[:GLOBAL_BATCH], y[:GLOBAL_BATCH]
-    with get_strategy("mirrored").scope():
+    with _mirrored().scope():
         teacher, student = _build_models()
         distiller = Distiller(student, teacher, alpha=0.7)
         distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
@@ -190,42 +215,67 @@ def test_first_epoch_loss_equals_numpy_reference_under_mirrored():
     np.testing.assert_allclose(history.history["loss"][0], 0.7 * kl + 0.3 * ce, rtol=1e-5)
 
 
-def test_jit_compile_matches_eager_graph_with_features_and_schedules():
-    """XLA end to end: KL + a hidden-state term with a learned projection + temperature schedule
-    give the same weights as the non-compiled step, and the schedule never retraces the step."""
+def _attention_models():
+    """Teacher / student over (6 positions x 8 features) returning logits and attention maps."""
+    import keras
+
+    def model(key_dim, name):
+        inputs = keras.Input((6, 8))
+        mixed, scores = keras.layers.MultiHeadAttention(num_heads=2, key_dim=key_dim)(
+            inputs, inputs, return_attention_scores=True
+        )
+        logits = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(mixed))
+        return keras.Model(inputs, {"logits": logits, "attentions": [scores]}, name=name)
+
+    return model(8, "teacher"), model(4, "student")
+
+
+def _attention_terms():
+    from keras_kd.losses.attention import AttentionKL, AttentionMSE
+
+    return {"feature_losses": [AttentionKL(weight=0.5), AttentionMSE(weight=0.5)]}
+
+
+@pytest.mark.parametrize(
+    "build, term_kwargs, logged",
+    [(_build_models, _hidden_state_term, "hidden_mse"), (_attention_models, _attention_terms, "attention_kl")],
+    ids=["hidden_states", "attention"],
+)
+def test_jit_compile_matches_the_plain_step_with_feature_terms_and_schedules(build, term_kwargs, logged):
+    """XLA end to end: KL + feature terms (a hidden-state term with a learned projection; MiniLM /
+    TinyBERT attention terms) + temperature and alpha schedules give the weights of the non-compiled
+    step, and the schedules never retrace the step."""
     import keras
     import tensorflow as tf
 
     from keras_kd import Distiller
     from keras_kd.callbacks import AlphaScheduler, TemperatureScheduler
-    from keras_kd.losses.features import HiddenStateMSE
 
-    x, y = _data()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64,) + tuple(build()[0].inputs[0].shape[1:])).astype("float32")
+    y = rng.integers(0, 4, size=(64,)).astype("int32")
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
     results = {}
     for jit_compile in (False, True):
-        teacher, student = _build_models()
-        distiller = Distiller(
-            student,
-            teacher,
-            alpha=0.7,
-            feature_losses=[HiddenStateMSE(layer_map=[("hidden", "hidden")], weight=0.1)],
-            student_features={"hidden": "hidden"},
-            teacher_features={"hidden": "hidden"},
-        )
+        keras.utils.set_random_seed(0)  # same initial weights (and projection) in both runs
+        teacher, student = build()
+        distiller = Distiller(student, teacher, alpha=0.7, **term_kwargs())
         distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), jit_compile=jit_compile)
         traces = []
         step = distiller.train_step
-        distiller.train_step = lambda data, step=step: traces.append(1) or step(data)  # runs when traced
+        distiller.train_step = lambda data, step=step, traces=traces: traces.append(1) or step(data)  # when traced
         callbacks = [
             TemperatureScheduler(lambda s: 4.0 - 0.2 * s, unit="step"),
             AlphaScheduler([(0, 0.9), (4, 0.5)], unit="step"),
         ]
         history = distiller.fit(dataset, epochs=3, verbose=0, callbacks=callbacks)
         assert len(traces) == 1, f"jit_compile={jit_compile}: traced {len(traces)} times"
-        assert np.all(np.isfinite(history.history["hidden_mse"]))
-        results[jit_compile] = distiller.student.get_weights() + distiller.feature_losses[0].get_weights()
-    assert len(results[True]) == 6  # student (4) + the projection 8 → 16 (2)
+        assert np.all(np.isfinite(history.history[logged])) and history.history[logged][0] > 0
+        results[jit_compile] = distiller.student.get_weights() + [
+            w for term in distiller.feature_losses for w in term.get_weights()
+        ]
+    if build is _build_models:
+        assert len(results[True]) == 6  # student (4) + the projection 8 → 16 (2)
     for compiled, plain in zip(results[True], results[False], strict=True):
         np.testing.assert_allclose(compiled, plain, atol=1e-5)
 

@@ -259,7 +259,7 @@ def run_zh(args):
     notes = [
         f"Teacher trained {settings['teacher_epochs']} epochs in {teacher_time:.0f} s; "
         f"transfer set {n_transfer} texts ({settings['augment_copies']} augmented copies per review: "
-        f"{augmentation.get_config()}) "
+        f"{_describe(settings['augment'])}) "
         f"labelled once by the teacher; KL divergence T={settings['temperature']:g}, alpha={settings['alpha']:g}.",
         f"Parameter ratio teacher/student: {rows[0]['params'] / rows[2]['params']:.1f}x.",
         f"Whole demo: {elapsed:.0f} s wall time.",
@@ -452,6 +452,11 @@ def run_en_bert(args):
     )
     report_lib.print_summary(rows, export_rows, out_dir, runs_dir, elapsed)
     return 0
+
+
+def _describe(augment):
+    return (f"n-gram sampling p={augment['ngram_rate']:g} (n <= {augment['max_n']}), "
+            f"deletion p={augment['delete_rate']:g}, {augment['num_swaps']} swaps")
 
 
 def _step(message):

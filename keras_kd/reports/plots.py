@@ -60,6 +60,8 @@ def plot_training_curves(histories, path, metrics=("loss", "accuracy")):
     skipped.
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for i, (name, history) in enumerate(histories.items()):
@@ -73,6 +75,7 @@ def plot_training_curves(histories, path, metrics=("loss", "accuracy")):
                 ax.plot(epochs, logs[f"val_{metric}"], color=color, ls="--", marker="o", label=f"{name} val")
         ax.set_title(metric)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
@@ -83,11 +86,15 @@ def plot_training_curves(histories, path, metrics=("loss", "accuracy")):
 def plot_accuracy_vs_size(points, path, size_label="size on disk (KB)"):
     """Scatter of accuracy against model size. `points`: `{name: (size, accuracy)}`; log-scale x."""
     plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
+
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     for i, (name, (size, acc)) in enumerate(points.items()):
         ax.scatter([size], [acc], s=60, color=f"C{i}")
         ax.annotate(name, (size, acc), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor log ticks would overlap
+    ax.margins(x=0.3, y=0.2)
     ax.set_xlabel(size_label)
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3, which="both")

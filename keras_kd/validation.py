@@ -49,7 +49,7 @@ def _is_array_like(value):
 def _rows(structure, count):
     if structure is None:
         return None
-    return tf.nest.map_structure(lambda a: a[:count], structure)
+    return tf.nest.map_structure(lambda a: a[:count] if hasattr(a, "__getitem__") else a, structure)  # sparse: whole
 
 
 def first_batch(x, y=None, sample_weight=None, name="x"):

@@ -22,13 +22,20 @@ TITLES = {
 }
 
 
-def format_value(value):
+PERCENT = ("accuracy", "f1", "x_to_en", "en_to_x", "chance", "precision", "recall")
+
+
+def format_value(value, percent=True):
+    """Fractions as percentages (accuracy-like metrics), anything else as is; mean ± std over seeds."""
+    def number(x):
+        return f"{100 * x:.1f}" if percent else f"{x:.3g}"
+
     if isinstance(value, dict) and "mean" in value:
         n = len(value.get("values", []))
-        spread = f" ± {100 * value['std']:.1f}" if n > 1 else ""
-        return f"{100 * value['mean']:.1f}{spread}" + (f" ({n} seeds)" if n > 1 else "")
+        spread = f" ± {number(value['std'])}" if n > 1 else ""
+        return f"{number(value['mean'])}{spread}" + (f" ({n} seeds)" if n > 1 else "")
     if isinstance(value, float):
-        return f"{100 * value:.1f}" if 0.0 <= value <= 1.0 else f"{value:.3g}"
+        return number(value)
     return str(value)
 
 
@@ -41,7 +48,7 @@ def format_metrics(metrics):
         if isinstance(value, (list, str)):
             continue
         label = name.replace("_", " ")
-        parts.append(f"{label} {format_value(value)}")
+        parts.append(f"{label} {format_value(value, percent=any(p in name for p in PERCENT))}")
     return "; ".join(parts)
 
 

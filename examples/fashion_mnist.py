@@ -28,41 +28,26 @@ def load_data(smoke=False):
     return (x_train, y_train), (x_test, y_test)
 
 
-def build_teacher():
+def build_cnn(filters, hidden, dropout, name):
+    """Two conv + max-pool blocks, then (dropout, dense `hidden`, dropout) when `hidden`, then 10 logits."""
     import keras
 
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(10),
-        ],
-        name="cnn_teacher",
-    )
+    layers = [keras.Input((28, 28, 1))]
+    for width in filters:
+        layers += [keras.layers.Conv2D(width, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D()]
+    layers.append(keras.layers.Flatten())
+    if hidden:
+        layers += [keras.layers.Dropout(dropout), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dropout(dropout)]
+    layers.append(keras.layers.Dense(10))
+    return keras.Sequential(layers, name=name)
+
+
+def build_teacher():
+    return build_cnn((32, 64), hidden=128, dropout=0.3, name="cnn_teacher")  # 421,642 params
 
 
 def build_student():
-    import keras
-
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10),
-        ],
-        name="cnn_student",
-    )
+    return build_cnn((8, 16), hidden=0, dropout=0.0, name="cnn_student")  # 9,098 params: 46x smaller
 
 
 def train_teacher(x, y, epochs, seed, batch_size=128, cache=True):

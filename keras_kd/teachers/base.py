@@ -62,6 +62,12 @@ class TeacherAdapter(keras.layers.Layer):
         super().__init__(**kwargs)
         self.head = head
 
+    def __setattr__(self, name, value):
+        if name == "head":  # the `head` property tracks the layer itself (see its setter)
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
+
     @property
     def head(self):
         """The classification head on `"embedding"` (a Keras layer) or None."""

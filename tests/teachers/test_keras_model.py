@@ -144,8 +144,10 @@ def test_head_attached_after_the_teacher_ran():
     x, _ = make_data(4)
     assert sorted(teacher(x)) == ["embedding"]  # built: Keras locks its state
     teacher.head = 3
+    assert tuple(teacher(x)["logits"].shape) == (4, 3)
+    teacher.head = keras.layers.Dense(5)  # a layer object, as fine_tune_head assigns
     outputs = teacher(x)
-    assert tuple(outputs["logits"].shape) == (4, 3)
+    assert tuple(outputs["logits"].shape) == (4, 5)
     assert teacher.head.trainable is False and teacher.trainable_weights == []
     assert teacher.head in teacher._flatten_layers()  # tracked: saved with the teacher
     with pytest.raises(ValueError, match="You cannot add new elements of state"):

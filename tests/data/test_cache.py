@@ -322,6 +322,12 @@ def test_top_k_on_sequence_logits():
     dense = cache.expand_top_k(compressed, 50)
     assert dense.shape == (2, 3, 50)
     top = np.argsort(-logits, axis=-1)[..., :5]
-    np.testing.assert_allclose(np.take_along_axis(dense.numpy(), top, -1), np.take_along_axis(logits, top, -1))
-    rest_mass = np.exp(logits / 2.0).sum(-1) - np.exp(np.take_along_axis(logits, top, -1) / 2.0).sum(-1)
-    np.testing.assert_allclose(45 * np.exp(compressed["rest_fill"].numpy() / 2.0), rest_mass, rtol=1e-4)
+    np.testing.assert_allclose(
+        np.take_along_axis(dense.numpy(), top, -1), np.take_along_axis(logits, top, -1)
+    )
+    rest_mass = np.exp(logits / 2.0).sum(-1) - np.exp(
+        np.take_along_axis(logits, top, -1) / 2.0
+    ).sum(-1)
+    np.testing.assert_allclose(
+        45 * np.exp(compressed["rest_fill"].numpy() / 2.0), rest_mass, rtol=1e-4
+    )

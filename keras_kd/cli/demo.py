@@ -163,8 +163,6 @@ def run_zh(args):
     import keras
     import tensorflow as tf
 
-    import keras_kd
-    from keras_kd.callbacks import DistillationTensorBoard
     from keras_kd.data.augment import TokenAugmentation, expand_with_augmentations
     from keras_kd.data.cache import cache_teacher_outputs
 
@@ -214,64 +212,29 @@ def run_zh(args):
     # 3. students: scratch and distilled, same architecture
     _step(f"3/4 Training the student from scratch ({settings['student_epochs']} epochs) and by distillation "
           f"({settings['distill_epochs']} epochs over the {n_transfer}-example transfer set)")
-    keras.utils.set_random_seed(args.seed + 1)
-    scratch = build_char_cnn(**common, **settings["student"], name="student_scratch")
-    scratch.compile(keras.optimizers.Adam(settings["learning_rate"]),
-                    keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    scratch_history = scratch.fit(
-        x_fit, y_fit, validation_data=(x_val, y_val), epochs=settings["student_epochs"],
-        batch_size=settings["batch_size"], verbose=verbose,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(runs_dir, "scratch"), write_graph=False)],
-    )
-
-    keras.utils.set_random_seed(args.seed + 1)
-    student = build_char_cnn(**common, **settings["student"], name="student_distilled")
-    distiller = keras_kd.Distiller(
-        student, teacher=None, distillation_loss=keras_kd.losses.KLDivergence(temperature=settings["temperature"]),
-        alpha=settings["alpha"],
-    )
-    distiller.compile(keras.optimizers.Adam(settings["learning_rate"]), metrics=["accuracy"])
     teacher_val_acc = float(np.mean(np.argmax(val_logits, -1) == y_val))
-    tensorboard = DistillationTensorBoard(
-        log_dir=os.path.join(runs_dir, "distilled"), run_name=run_name,
-        config={"task": "zh", **{k: v for k, v in settings.items() if k not in ("teacher", "student")},
-                "teacher": settings["teacher"], "student": settings["student"]},
-        teacher_metrics={"val_accuracy": teacher_val_acc},
+    config = {"task": "zh", **settings}
+    scratch, scratch_history, student, distill_history = _train_students(
+        settings, common, (x_fit, y_fit), (x_val, y_val), train_ds, val_ds, runs_dir, run_name, config,
+        teacher_val_acc, args.seed, verbose,
     )
-    distill_history = distiller.fit(train_ds, validation_data=val_ds, epochs=settings["distill_epochs"],
-                                    shuffle=False, verbose=verbose, callbacks=[tensorboard])
 
     # 4. compare, export, report
     _step("4/4 Evaluating on the test set, exporting the student (SavedModel + TFLite), writing the report")
     keras.saving.save_model(teacher, os.path.join(out_dir, "teacher.keras"))
-    keras.saving.save_model(scratch, os.path.join(out_dir, "student_scratch.keras"))
-    keras.saving.save_model(student, os.path.join(out_dir, "student.keras"))
-    models = {"teacher": teacher, "scratch student": scratch, "distilled student": student}
-    rows = [  # size on disk: the float32 weights file of each model
-        report_lib.model_row(name, model, x_test, y_test, class_names=class_names,
-                             reference_logits=teacher_test_logits if name != "teacher" else None)
-        for name, model in models.items()
-    ]
-    exports = report_lib.export_student(student, out_dir, representative_data=x_fit[:256],
-                                        preprocessor=tokenizer, class_names=class_names)
-    export_rows = report_lib.tflite_rows(student, exports, x_test, y_test)
-    elapsed = time.perf_counter() - started
+    rows = [report_lib.model_row("teacher", teacher, x_test, y_test, class_names=class_names,
+                                 logits=teacher_test_logits)]
     notes = [
         f"Teacher trained {settings['teacher_epochs']} epochs in {teacher_time:.0f} s; "
         f"transfer set {n_transfer} texts ({settings['augment_copies']} augmented copies per review: "
         f"{_describe(settings['augment'])}) "
         f"labelled once by the teacher; KL divergence T={settings['temperature']:g}, alpha={settings['alpha']:g}.",
-        f"Parameter ratio teacher/student: {rows[0]['params'] / rows[2]['params']:.1f}x.",
-        f"Whole demo: {elapsed:.0f} s wall time.",
     ]
-    report_lib.write_report(
-        out_dir, title=f"keras-kd demo: Chinese review sentiment ({run_name})", rows=rows,
-        export_rows=export_rows, notes=notes, class_names=class_names,
-        histories={"teacher": teacher_history, "scratch": scratch_history, "distilled": distill_history},
-        predictions={name: (y_test, row.pop("_logits")) for name, row in zip(models, rows, strict=True)},
-        runs_dir=runs_dir,
+    _compare_export_report(
+        rows, scratch, student, x_test, y_test, teacher_test_logits, x_fit, tokenizer, class_names, notes,
+        {"teacher": teacher_history, "scratch": scratch_history, "distilled": distill_history},
+        out_dir, runs_dir, started, title=f"keras-kd demo: Chinese review sentiment ({run_name})",
     )
-    report_lib.print_summary(rows, export_rows, out_dir, runs_dir, elapsed)
     return 0
 
 
@@ -318,8 +281,6 @@ def run_en_bert(args):
     import keras
     import tensorflow as tf
 
-    import keras_kd
-    from keras_kd.callbacks import DistillationTensorBoard
     from keras_kd.data import datasets
     from keras_kd.data.cache import with_teacher_outputs
     from keras_kd.data.text import ByteTokenizer
@@ -393,65 +354,83 @@ def run_en_bert(args):
 
     _step(f"3/4 Byte-CNN students: from scratch ({settings['student_epochs']} epochs) and distilled "
           f"({settings['distill_epochs']} epochs over {len(y_transfer)} teacher-labelled texts)")
-    keras.utils.set_random_seed(args.seed + 1)
+    scratch, scratch_history, student, distill_history = _train_students(
+        settings, common, (x_fit, y_fit), (x_val, y_val),
+        with_teacher_outputs(x_transfer, transfer_logits, y_transfer, batch_size=settings["batch_size"],
+                             shuffle=True, seed=args.seed),
+        with_teacher_outputs(x_val, val_logits, y_val, batch_size=512), runs_dir, run_name,
+        {"task": "en-bert", **settings}, float(np.mean(np.argmax(val_logits, -1) == y_val)), args.seed, verbose,
+    )
+
+    _step("4/4 Evaluating on the test set, exporting the student (SavedModel + TFLite), writing the report")
+    rows = [report_lib.model_row("MiniLM teacher", teacher, None, y_test, class_names=class_names,
+                                 logits=teacher_test_logits,
+                                 latency_example=teacher.tokenize(tf.constant(test_texts[:1])))]
+    notes = [
+        f"Teacher: all-MiniLM-L6-v2 + head, {how}, {settings['teacher_epochs']} epoch(s) in {teacher_time:.0f} s.",
+        f"Transfer set: {len(y_transfer)} texts labelled once by the teacher; KL T={settings['temperature']:g}, "
+        f"alpha={settings['alpha']:g}. Students read UTF-8 bytes ({settings['sequence_length']} max).",
+    ]
+    _compare_export_report(
+        rows, scratch, student, x_test, y_test, teacher_test_logits, x_fit, tokenizer, class_names, notes,
+        {"teacher": teacher_history, "scratch": scratch_history, "distilled": distill_history},
+        out_dir, runs_dir, started, title=f"keras-kd demo: English movie reviews, BERT teacher ({run_name})",
+    )
+    return 0
+
+
+def _train_students(settings, common, fit, val, train_ds, val_ds, runs_dir, run_name, config, teacher_val_acc,
+                    seed, verbose):
+    """The same small student twice: from scratch on the labels, and distilled on cached teacher logits."""
+    import keras
+
+    import keras_kd
+    from keras_kd.callbacks import DistillationTensorBoard
+
+    keras.utils.set_random_seed(seed + 1)
     scratch = build_char_cnn(**common, **settings["student"], name="student_scratch")
     scratch.compile(keras.optimizers.Adam(settings["learning_rate"]),
                     keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     scratch_history = scratch.fit(
-        x_fit, y_fit, validation_data=(x_val, y_val), epochs=settings["student_epochs"],
-        batch_size=settings["batch_size"], verbose=verbose,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(runs_dir, "scratch"), write_graph=False)],
+        *fit, validation_data=val, epochs=settings["student_epochs"], batch_size=settings["batch_size"],
+        verbose=verbose, callbacks=[keras.callbacks.TensorBoard(os.path.join(runs_dir, "scratch"), write_graph=False)],
     )
-    keras.utils.set_random_seed(args.seed + 1)
+    keras.utils.set_random_seed(seed + 1)
     student = build_char_cnn(**common, **settings["student"], name="student_distilled")
     distiller = keras_kd.Distiller(
         student, teacher=None, distillation_loss=keras_kd.losses.KLDivergence(temperature=settings["temperature"]),
         alpha=settings["alpha"],
     )
     distiller.compile(keras.optimizers.Adam(settings["learning_rate"]), metrics=["accuracy"])
-    tensorboard = DistillationTensorBoard(
-        log_dir=os.path.join(runs_dir, "distilled"), run_name=run_name,
-        config={"task": "en-bert", **{k: v for k, v in settings.items() if k != "student"},
-                "student": settings["student"]},
-        teacher_metrics={"val_accuracy": float(np.mean(np.argmax(val_logits, -1) == y_val))},
-    )
-    distill_history = distiller.fit(
-        with_teacher_outputs(x_transfer, transfer_logits, y_transfer, batch_size=settings["batch_size"],
-                             shuffle=True, seed=args.seed),
-        validation_data=with_teacher_outputs(x_val, val_logits, y_val, batch_size=512),
-        epochs=settings["distill_epochs"], shuffle=False, verbose=verbose, callbacks=[tensorboard],
-    )
+    tensorboard = DistillationTensorBoard(log_dir=os.path.join(runs_dir, "distilled"), run_name=run_name,
+                                          config=config, teacher_metrics={"val_accuracy": teacher_val_acc})
+    distill_history = distiller.fit(train_ds, validation_data=val_ds, epochs=settings["distill_epochs"],
+                                    shuffle=False, verbose=verbose, callbacks=[tensorboard])
+    return scratch, scratch_history, student, distill_history
 
-    _step("4/4 Evaluating on the test set, exporting the student (SavedModel + TFLite), writing the report")
+
+def _compare_export_report(rows, scratch, student, x_test, y_test, teacher_test_logits, x_fit, tokenizer,
+                           class_names, notes, histories, out_dir, runs_dir, started, title):
+    """Append the students' rows to the teacher's, export the distilled student, write and print the report."""
+    import keras
+
     keras.saving.save_model(scratch, os.path.join(out_dir, "student_scratch.keras"))
     keras.saving.save_model(student, os.path.join(out_dir, "student.keras"))
-    rows = [
-        report_lib.model_row("MiniLM teacher", teacher, None, y_test, class_names=class_names,
-                             logits=teacher_test_logits, latency_example=teacher.tokenize(tf.constant(test_texts[:1]))),
-        report_lib.model_row("scratch student", scratch, x_test, y_test, class_names=class_names,
-                             reference_logits=teacher_test_logits),
-        report_lib.model_row("distilled student", student, x_test, y_test, class_names=class_names,
-                             reference_logits=teacher_test_logits),
-    ]
+    for name, model in (("scratch student", scratch), ("distilled student", student)):
+        rows.append(report_lib.model_row(name, model, x_test, y_test, class_names=class_names,
+                                         reference_logits=teacher_test_logits))
     exports = report_lib.export_student(student, out_dir, representative_data=x_fit[:256],
                                         preprocessor=tokenizer, class_names=class_names)
     export_rows = report_lib.tflite_rows(student, exports, x_test, y_test)
     elapsed = time.perf_counter() - started
-    notes = [
-        f"Teacher: all-MiniLM-L6-v2 + head, {how}, {settings['teacher_epochs']} epoch(s) in {teacher_time:.0f} s.",
-        f"Transfer set: {len(y_transfer)} texts labelled once by the teacher; KL T={settings['temperature']:g}, "
-        f"alpha={settings['alpha']:g}. Students read UTF-8 bytes ({settings['sequence_length']} max).",
-        f"Parameter ratio teacher/student: {rows[0]['params'] / rows[2]['params']:.1f}x.",
-        f"Whole demo: {elapsed:.0f} s wall time.",
-    ]
+    notes = notes + [f"Parameter ratio teacher/student: {rows[0]['params'] / rows[2]['params']:.1f}x.",
+                     f"Whole demo: {elapsed:.0f} s wall time."]
     report_lib.write_report(
-        out_dir, title=f"keras-kd demo: English movie reviews, BERT teacher ({run_name})", rows=rows,
-        export_rows=export_rows, notes=notes, class_names=class_names,
-        histories={"teacher": teacher_history, "scratch": scratch_history, "distilled": distill_history},
-        predictions={row["model"]: (y_test, row.pop("_logits")) for row in rows}, runs_dir=runs_dir,
+        out_dir, title=title, rows=rows, export_rows=export_rows, notes=notes, class_names=class_names,
+        histories=histories, predictions={row["model"]: (y_test, row.pop("_logits")) for row in rows},
+        runs_dir=runs_dir,
     )
     report_lib.print_summary(rows, export_rows, out_dir, runs_dir, elapsed)
-    return 0
 
 
 def _describe(augment):

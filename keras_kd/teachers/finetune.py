@@ -71,9 +71,11 @@ def fine_tune_head(
     `fine_tune_backbone=True` backbone and head train together (dropout on); much better teachers
     but slow on CPU.
 
-    Measured on Rotten Tomatoes (fresh vs rotten, all-MiniLM-L6-v2, 2 CPU cores): the frozen
-    backbone with a trained head reaches ~0.77 test accuracy; full fine-tuning reaches ~0.84 but
-    costs ~5 minutes per epoch over ~10k sentences.
+    Measured on Rotten Tomatoes (fresh vs rotten, all-MiniLM-L6-v2, 10,201 train / 2,551 test,
+    `tests/teachers/measure_teachers.py`): the frozen backbone with a trained head reaches 0.763
+    test accuracy, almost all of the time going into one pass of the backbone over the training
+    set. Full fine-tuning makes a stronger teacher, but every step runs a backward pass through all
+    22.7M backbone parameters: expect minutes per epoch over ~10k sentences on 2 CPU cores.
 
     Args:
         teacher: a `keras_kd.teachers` adapter returning `"embedding"` (`KerasHubTeacher`,

@@ -1,7 +1,6 @@
 """`SavedModelTeacher`: any TensorFlow SavedModel signature as a teacher.
 
-A SavedModel exported by TF 1/2, Keras 2 (`tf.saved_model.save`), Keras 3 (`model.export`) or
-another team is loaded with `tf.saved_model.load`; one of its signatures is called on each batch and
+A SavedModel (from `tf.saved_model.save`, Keras' `model.export`, another team's pipeline) is loaded with `tf.saved_model.load`; one of its signatures is called on each batch and
 its named outputs are mapped to the distillation dict:
 
 ```python

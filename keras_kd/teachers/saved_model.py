@@ -1,7 +1,8 @@
 """`SavedModelTeacher`: any TensorFlow SavedModel signature as a teacher.
 
-A SavedModel (from `tf.saved_model.save`, Keras' `model.export`, another team's pipeline) is loaded with `tf.saved_model.load`; one of its signatures is called on each batch and
-its named outputs are mapped to the distillation dict:
+A SavedModel (from `tf.saved_model.save`, Keras' `model.export`, another team's pipeline) is
+loaded with `tf.saved_model.load`; one of its signatures is called on each batch and its named
+outputs are mapped to the distillation dict:
 
 ```python
 teacher = SavedModelTeacher("exported/teacher", signature="serving_default",

@@ -88,23 +88,10 @@ class KerasHubTeacher(EncoderTeacher):
         self,
         backbone,
         preprocessor=None,
-        head=None,
-        pooling="mean",
-        normalize=True,
-        output_hidden_states=False,
-        output_attentions=False,
         name="keras_hub_teacher",
         **kwargs,
     ):
-        super().__init__(
-            head=head,
-            pooling=pooling,
-            normalize=normalize,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            name=name,
-            **kwargs,
-        )
+        super().__init__(name=name, **kwargs)  # head, pooling, normalize, output_*: EncoderTeacher
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.backbone.trainable = False

@@ -106,25 +106,12 @@ class TransformersTeacher(EncoderTeacher):
         self,
         model,
         tokenizer=None,
-        head=None,
-        pooling="mean",
-        normalize=True,
-        output_hidden_states=False,
-        output_attentions=False,
         path=None,
         task="base",
         name="transformers_teacher",
         **kwargs,
     ):
-        super().__init__(
-            head=head,
-            pooling=pooling,
-            normalize=normalize,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            name=name,
-            **kwargs,
-        )
+        super().__init__(name=name, **kwargs)  # head, pooling, normalize, output_*: EncoderTeacher
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
         # Not tracked by Keras 3: a tf-keras model's variables are not Keras 3 weights.

@@ -23,9 +23,13 @@ def _scaled_log_softmax(logits, temperature, axis=-1):
 
 
 def _plogp_minus_plogq(log_p, log_q, axis=-1):
-    """sum p * (log p - log q), with 0 * (anything) = 0 where p underflows or logits are -inf."""
+    """sum p * (log p - log q), with 0 * (anything) = 0 where p underflows or logits are -inf.
+
+    Only exact zeros are masked: a NaN teacher or student logit stays NaN in the value (so
+    `NonFiniteLossGuard` sees it) instead of being silently zeroed while the gradient goes NaN.
+    """
     p = ops.exp(log_p)
-    terms = ops.where(p > 0, p * (log_p - log_q), ops.zeros_like(p))
+    terms = ops.where(p == 0, ops.zeros_like(p), p * (log_p - log_q))
     return ops.sum(terms, axis=axis)
 
 

@@ -140,3 +140,10 @@ def test_keras_builtin_distillation_value_differs_from_true_kl():
     theirs = float(LogitsDistillation(temperature=2.0, loss="kl_divergence").compute_loss(HAND_T, HAND_S))
     assert ours == pytest.approx(3.3526, abs=1e-4)
     assert abs(theirs - ours) > 1.0
+
+
+def test_nan_logits_propagate_to_the_value():
+    t = np.array([[np.nan, 1.0, 0.0]], dtype="float32")
+    s = np.array([[0.0, 1.0, 0.0]], dtype="float32")
+    assert np.isnan(float(losses.KLDivergence(2.0)(t, s)))
+    assert np.isnan(float(losses.KLDivergence(2.0)(s, t)))

@@ -495,7 +495,7 @@ class Distiller(keras.Model):
                 loss = self.optimizer.scale_loss(loss)
         trainable_weights = self.trainable_weights
         gradients = tape.gradient(loss, trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, trainable_weights))
+        self.optimizer.apply_gradients(zip(gradients, trainable_weights, strict=True))
 
         student_logits = student_outputs["logits"]
         self._update_trackers(terms, self._batch_size(student_logits))

@@ -98,9 +98,9 @@ def test_fit_trains_student_and_freezes_teacher(teacher, jit_compile):
     assert {"loss", "student_loss", "distillation_loss", "accuracy", "teacher_agreement"} <= set(logs)
     assert logs["loss"][1] < logs["loss"][0]
     assert logs["distillation_loss"][1] < logs["distillation_loss"][0]
-    for b, a in zip(before_teacher, teacher.get_weights()):
+    for b, a in zip(before_teacher, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # bit-identical
-    assert any(not np.allclose(b, a) for b, a in zip(before_student, student.get_weights()))
+    assert any(not np.allclose(b, a) for b, a in zip(before_student, student.get_weights(), strict=True))
     assert teacher.trainable is False
     assert len(distiller.trainable_weights) == len(student.trainable_weights)
 
@@ -205,7 +205,7 @@ def test_mirrored_strategy_matches_default_strategy(teacher_weights):
     (h_default, w_default), (h_mirrored, w_mirrored) = results
     for key in ("loss", "student_loss", "distillation_loss", "val_loss", "val_accuracy", "teacher_agreement"):
         np.testing.assert_allclose(h_mirrored[key], h_default[key], rtol=1e-4, atol=1e-6, err_msg=key)
-    for a, b in zip(w_mirrored, w_default):
+    for a, b in zip(w_mirrored, w_default, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -276,7 +276,7 @@ def test_logit_shape_mismatch_in_cached_data_fails_before_training(teacher):
     distiller.compile("adam")
     with pytest.raises(ValueError, match=r"teacher logits shape=\(None, 7\), student logits shape=\(None, 4\)"):
         distiller.fit(ds, epochs=1, verbose=0)
-    for b, a in zip(before, student.get_weights()):
+    for b, a in zip(before, student.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -148,6 +148,13 @@ class Distiller(keras.Model):
             Subclassed models return a dict from `call` instead.
         teacher_lr_multiplier: teacher learning rate / student learning rate in the online modes
             (default 1.0 for `"mutual"`, 0.1 for `"teacher_guided"`).
+        augmentation: optional callable (e.g. a `keras.layers.Layer` or a `keras_kd.data.augment`
+            image augmentation) applied in `train_step` once per batch to the shared inputs; the
+            teacher and the student then see the *same* augmented view (function matching, Beyer et
+            al. 2022). An augmentation with `mixes_examples = True` (mixup, cutmix) mixes examples,
+            so the label term is dropped on its batches: the student learns the teacher's outputs on
+            the mixed inputs only. Cached teacher outputs and separate `teacher_inputs` cannot be
+            augmented online (cache augmented views with `cache_teacher_outputs(views=K, ...)`).
 
     Losses with `needs_labels = True` (e.g. `keras_kd.losses.DKD`) are called with
     `y_true={"logits": teacher_logits, "labels": y}`.
@@ -172,6 +179,7 @@ class Distiller(keras.Model):
         student_features=None,
         teacher_features=None,
         teacher_lr_multiplier=None,
+        augmentation=None,
         name="distiller",
         **kwargs,
     ):
@@ -232,6 +240,9 @@ class Distiller(keras.Model):
             "_teacher_models",
             [feature_extractor(m, self.teacher_features, "teacher") if i == 0 else m for i, m in enumerate(teachers)],
         )
+        if augmentation is not None and not callable(augmentation):
+            raise TypeError(f"`augmentation` must be callable or None. Received: augmentation={augmentation!r}")
+        self.augmentation = augmentation
         self.teacher_optimizer = None
         if distillation_loss is None:
             distillation_loss = kd_losses.KLDivergence(temperature=4.0)
@@ -408,6 +419,26 @@ class Distiller(keras.Model):
     def _has_teacher_outputs(self, x):
         return self.teacher is not None or keys.cached_teacher_outputs(x) is not None
 
+    def _augment(self, x, y):
+        """One augmented view of the batch, shared by teacher and student (training only)."""
+        if self.augmentation is None:
+            return x, y
+        if keys.cached_teacher_outputs(x) is not None or (
+            keys.is_distillation_batch(x) and keys.TEACHER_INPUTS in x
+        ):
+            raise ValueError(
+                "`augmentation` gives the teacher and the student one shared view, so batches must not carry "
+                f"cached {keys.TEACHER_OUTPUTS!r} or separate {keys.TEACHER_INPUTS!r}. To augment with a cached "
+                "teacher, cache augmented views: `cache_teacher_outputs(teacher, dataset, views=K, augmentation=...)`."
+            )
+        if keys.is_distillation_batch(x):
+            x = {**x, keys.STUDENT_INPUTS: self.augmentation(x[keys.STUDENT_INPUTS])}
+        else:
+            x = self.augmentation(x)
+        if getattr(self.augmentation, "mixes_examples", False):
+            y = None  # mixed inputs have no single label: distillation term only (function matching)
+        return x, y
+
     # ---------------------------------------------------------------- losses
     def compute_distillation_losses(self, y, student_outputs, teacher_outputs, sample_weight=None):
         """All loss terms of one batch, as a dict of scalars scaled for `tf.distribute`.
@@ -486,6 +517,7 @@ class Distiller(keras.Model):
         if self.mode != "distill":
             return self._online_train_step(data)
         x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        x, y = self._augment(x, y)
         teacher_outputs = self.teacher_outputs(x)  # outside the tape: no gradient, no tape memory
         with tf.GradientTape() as tape:
             student_outputs = self._student_outputs(x, training=True)
@@ -523,6 +555,12 @@ class Distiller(keras.Model):
         x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
         if y is None:
             raise ValueError(f"mode={self.mode!r} trains the teacher on labels: every batch needs `y`.")
+        if getattr(self.augmentation, "mixes_examples", False):
+            raise ValueError(
+                f"mode={self.mode!r} trains the teacher on labels, so `augmentation` must not mix examples "
+                f"(mixup/cutmix). Received: augmentation={self.augmentation!r}"
+            )
+        x, y = self._augment(x, y)
         teacher_variables = [v for model in self.teachers for v in model.trainable_variables]
         teacher_ids = {id(v) for v in teacher_variables}
         student_variables = [v for v in self.trainable_variables if id(v) not in teacher_ids]
@@ -660,13 +698,18 @@ class Distiller(keras.Model):
             "student_features": dict(self.student_features),
             "teacher_features": dict(self.teacher_features),
             "teacher_lr_multiplier": self.teacher_lr_multiplier,
+            "augmentation": (
+                keras.saving.serialize_keras_object(self.augmentation)
+                if isinstance(self.augmentation, keras.layers.Layer)
+                else None
+            ),
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         deserialize = keras.saving.deserialize_keras_object
-        for key in ("student", "teacher", "distillation_loss"):
+        for key in ("student", "teacher", "distillation_loss", "augmentation"):
             if isinstance(config.get(key), list):
                 config[key] = [deserialize(item, custom_objects=custom_objects) for item in config[key]]
             elif config.get(key) is not None:

@@ -15,6 +15,7 @@ from keras import ops
 from keras.src.losses.loss import unscale_loss_for_distribution
 from keras.src.trainers.data_adapters import data_adapter_utils
 
+from keras_kd import defaults
 from keras_kd import losses as kd_losses
 from keras_kd import validation
 from keras_kd.data import keys
@@ -119,7 +120,8 @@ class Distiller(keras.Model):
         teacher: a `keras.Model` (or `keras_kd.teachers` adapter) producing logits or a dict of
             outputs; or `None` when every batch carries cached teacher outputs.
         distillation_loss: a `keras.losses.Loss` called as `loss(teacher_logits, student_logits)`,
-            or a registered name (`"kl"`, ...). Defaults to `KLDivergence(temperature=4.0)`.
+            or a registered name (`"kl"`, ...). Defaults to `keras_kd.defaults.DEFAULT_LOSS` (`"kl"`) at
+            `keras_kd.defaults.DEFAULT_TEMPERATURE`.
         alpha: weight of the distillation loss in [0, 1]; the student loss on labels gets
             `1 - alpha`. Batches without labels use the distillation loss alone.
         feature_losses: optional list of intermediate-layer loss terms, each a `keras.layers.Layer`
@@ -171,7 +173,7 @@ class Distiller(keras.Model):
         student,
         teacher=None,
         distillation_loss=None,
-        alpha=0.9,
+        alpha=defaults.DEFAULT_ALPHA,
         feature_losses=None,
         teacher_weights=None,
         multi_teacher="mean_targets",
@@ -245,7 +247,7 @@ class Distiller(keras.Model):
         self.augmentation = augmentation
         self.teacher_optimizer = None
         if distillation_loss is None:
-            distillation_loss = kd_losses.KLDivergence(temperature=4.0)
+            distillation_loss = kd_losses.get(defaults.DEFAULT_LOSS)
         self.distillation_loss = kd_losses.get(distillation_loss)
         if isinstance(self.distillation_loss, kd_losses.FeatureLoss):
             raise TypeError(

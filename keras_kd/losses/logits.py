@@ -9,6 +9,7 @@ import numbers
 
 import keras
 
+from keras_kd.defaults import DEFAULT_TEMPERATURE
 from keras_kd.losses import functional
 from keras_kd.losses.registry import register
 
@@ -34,7 +35,7 @@ class TemperatureLoss(keras.losses.Loss):
     owns so that `TemperatureScheduler` can change it without retracing a compiled step.
     """
 
-    def __init__(self, temperature=4.0, reduction="sum_over_batch_size", name=None, dtype=None):
+    def __init__(self, temperature=DEFAULT_TEMPERATURE, reduction="sum_over_batch_size", name=None, dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.temperature = check_temperature(temperature)
 
@@ -51,14 +52,14 @@ class KLDivergence(TemperatureLoss):
     `loss = T² · mean_batch KL(softmax(t/T) ‖ softmax(s/T))`, computed with `log_softmax` in float32.
 
     Args:
-        temperature: softmax temperature `T > 0` (default 4.0).
+        temperature: softmax temperature `T > 0` (default `keras_kd.defaults.DEFAULT_TEMPERATURE`).
         reduction, name, dtype: as in `keras.losses.Loss`.
 
     Example:
     >>> KLDivergence(temperature=2.0)([[3., 1., -2.]], [[-1., 2., .5]])  # 3.3526
     """
 
-    def __init__(self, temperature=4.0, reduction="sum_over_batch_size", name="kl_divergence", dtype=None):
+    def __init__(self, temperature=DEFAULT_TEMPERATURE, reduction="sum_over_batch_size", name="kl_divergence", dtype=None):
         super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
 
     def call(self, y_true, y_pred):
@@ -74,7 +75,7 @@ class SoftTargetCrossEntropy(TemperatureLoss):
     """
 
     def __init__(
-        self, temperature=4.0, reduction="sum_over_batch_size", name="soft_target_cross_entropy", dtype=None
+        self, temperature=DEFAULT_TEMPERATURE, reduction="sum_over_batch_size", name="soft_target_cross_entropy", dtype=None
     ):
         super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
 
@@ -89,7 +90,7 @@ class ReverseKL(TemperatureLoss):
     `loss = T² · mean_batch KL(softmax(s/T) ‖ softmax(t/T))`, in log-space and float32.
     """
 
-    def __init__(self, temperature=4.0, reduction="sum_over_batch_size", name="reverse_kl", dtype=None):
+    def __init__(self, temperature=DEFAULT_TEMPERATURE, reduction="sum_over_batch_size", name="reverse_kl", dtype=None):
         super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
 
     def call(self, y_true, y_pred):
@@ -104,7 +105,7 @@ class JSDivergence(TemperatureLoss):
     `m = (p + q)/2`; symmetric and bounded by `T² log 2`.
     """
 
-    def __init__(self, temperature=4.0, reduction="sum_over_batch_size", name="js_divergence", dtype=None):
+    def __init__(self, temperature=DEFAULT_TEMPERATURE, reduction="sum_over_batch_size", name="js_divergence", dtype=None):
         super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
 
     def call(self, y_true, y_pred):

@@ -15,7 +15,7 @@ from keras import ops
 from keras.src.losses.loss import unscale_loss_for_distribution
 from keras.src.trainers.data_adapters import data_adapter_utils
 
-from keras_kd import defaults
+from keras_kd import checks, defaults
 from keras_kd import losses as kd_losses
 from keras_kd import validation
 from keras_kd.data import keys
@@ -529,7 +529,9 @@ class Distiller(keras.Model):
                 loss = self.optimizer.scale_loss(loss)
         trainable_weights = self.trainable_weights
         gradients = tape.gradient(loss, trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, trainable_weights, strict=True))
+        checks.apply_gradients_checked(
+            self, self.optimizer, gradients, trainable_weights, (x, y, sample_weight), teacher_outputs, terms
+        )
 
         student_logits = student_outputs["logits"]
         self._update_trackers(terms, self._batch_size(student_logits))
@@ -578,9 +580,11 @@ class Distiller(keras.Model):
             ]
             teacher_loss = self.teacher_optimizer.scale_loss(ops.sum(ops.stack(teacher_losses)))
         gradients = tape.gradient(student_loss, student_variables)
-        self.optimizer.apply_gradients(zip(gradients, student_variables, strict=True))
+        checks.apply_gradients_checked(self, self.optimizer, gradients, student_variables, (x, y, sample_weight), peers, terms)
         teacher_gradients = tape.gradient(teacher_loss, teacher_variables)
-        self.teacher_optimizer.apply_gradients(zip(teacher_gradients, teacher_variables, strict=True))
+        checks.apply_gradients_checked(
+            self, self.teacher_optimizer, teacher_gradients, teacher_variables, (x, y, sample_weight), peers, terms
+        )
         del tape
 
         student_logits = student_outputs["logits"]

@@ -1,6 +1,8 @@
-"""Reports: evaluation figures (`metrics`) and PNG plots (`plots`, needs matplotlib)."""
+"""Reports: evaluation figures (`metrics`), size and latency (`measure`, the one place they are
+measured) and PNG plots (`plots`, needs matplotlib)."""
 
-from keras_kd.reports import metrics
+from keras_kd.reports import measure, metrics
+from keras_kd.reports.measure import keras_latency, weights_size
 from keras_kd.reports.metrics import (
     accuracy,
     agreement,
@@ -15,7 +17,10 @@ from keras_kd.reports.metrics import (
 )
 
 __all__ = [
+    "measure",
     "metrics",
+    "keras_latency",
+    "weights_size",
     "accuracy",
     "agreement",
     "classification_report",

@@ -1,15 +1,15 @@
 """Evaluation figures for a teacher/student comparison, in NumPy: accuracy, per-class P/R/F1,
-confusion matrix, teacher–student agreement, calibration (ECE), parameter count, size on disk,
-CPU latency per example; and `comparison_table(rows)` to print them side by side.
+confusion matrix, teacher–student agreement, calibration (ECE), parameter count (size on disk and
+CPU latency come from `keras_kd.reports.measure`); and `comparison_table(rows)` to print them side by side.
 
 Labels are integer class ids; predictions are integer ids or logits/probabilities (argmax is taken
 on the last axis when they have one more dimension than the labels).
 """
 
-import os
-import time
-
 import numpy as np
+
+# Size and latency are measured in one place, `keras_kd.reports.measure`; re-exported here.
+from keras_kd.reports.measure import human_bytes, latency_per_example, size_on_disk  # noqa: F401
 
 
 def _as_class_ids(values):
@@ -162,44 +162,6 @@ def expected_calibration_error(y_true, probabilities, num_bins=15, from_logits=F
 def count_params(model):
     """Number of weights of a Keras model (trainable and not)."""
     return int(sum(int(np.prod(w.shape)) for w in model.weights))
-
-
-def size_on_disk(path):
-    """Bytes taken by a file, or by all files under a directory (a SavedModel)."""
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"No file or directory at {path!r}")
-    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
-
-
-def latency_per_example(predict_fn, example, warmup=3, repeats=20):
-    """Median CPU wall time (seconds) of `predict_fn(example)` on one example (batch of 1).
-
-    `predict_fn` is any callable (a Keras model's `__call__`, a TFLite runner, ...); the first
-    `warmup` calls (tracing, allocation) are not timed.
-    """
-    if repeats < 1:
-        raise ValueError(f"`repeats` must be >= 1. Received: repeats={repeats}")
-    for _ in range(warmup):
-        predict_fn(example)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        predict_fn(example)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def human_bytes(num_bytes):
-    """`1536` → `'1.5 KB'` (powers of 1024)."""
-    value = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 def _format_cell(value):

@@ -60,14 +60,14 @@ def augment_ids(ids, rng, mask_prob=0.1, delete_prob=0.1, ngram_prob=0.25):
 
 def build_teacher(vocab_size):
     """Kim-style char-CNN (the demo's builder): embedding 128, conv 4 x 256 + max-pool, dense 256."""
-    from keras_kd.cli.demo import build_char_cnn
+    from keras_kd.models import build_char_cnn
 
     return build_char_cnn(vocab_size, MAX_LEN, 2, 128, 256, (2, 3, 4, 5), 256, 0.3, name="char_cnn_teacher")
 
 
 def build_student(vocab_size):
     """The same architecture, ~40x smaller: embedding 16, conv 2 x 64 + max-pool, no hidden layer."""
-    from keras_kd.cli.demo import build_char_cnn
+    from keras_kd.models import build_char_cnn
 
     return build_char_cnn(vocab_size, MAX_LEN, 2, 16, 64, (2, 3), 0, 0.2, name="char_cnn_student")
 

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from keras_kd.cli import report as report_lib
+from keras_kd.models import build_char_cnn
 
 TASKS = ("zh", "en-bert")
 
@@ -81,28 +82,6 @@ def _raw_help():
     import argparse
 
     return argparse.RawDescriptionHelpFormatter
-
-
-# ---------------------------------------------------------------- models
-
-
-def build_char_cnn(vocabulary_size, sequence_length, num_classes=2, embed_dim=64, filters=128,
-                   kernel_sizes=(2, 3, 4, 5), hidden=128, dropout=0.3, name="char_cnn"):
-    """Kim-style text CNN on token ids: embedding → parallel Conv1D + global max-pool → (dense) → logits."""
-    import keras
-
-    inputs = keras.Input((sequence_length,), dtype="int32", name="token_ids")
-    x = keras.layers.Embedding(vocabulary_size, embed_dim, name="embedding")(inputs)
-    pooled = [
-        keras.layers.GlobalMaxPooling1D()(keras.layers.Conv1D(filters, k, padding="same", activation="relu")(x))
-        for k in kernel_sizes
-    ]
-    x = keras.layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
-    x = keras.layers.Dropout(dropout)(x)
-    if hidden:
-        x = keras.layers.Dense(hidden, activation="relu")(x)
-        x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x), name=name)
 
 
 # ---------------------------------------------------------------- augmentation

@@ -27,6 +27,7 @@ import numpy as np
 
 from keras_kd.cli import config as config_lib
 from keras_kd.cli import report as report_lib
+from keras_kd.models import build_image_cnn, build_mlp  # noqa: F401
 
 TEXT_DATASETS = ("chinese_reviews", "rotten_tomatoes", "tweets")
 SMOKE_TRAIN, SMOKE_TEST = 64, 32
@@ -58,38 +59,10 @@ def _raw_help():
 # ---------------------------------------------------------------- built-in models
 
 
-def build_mlp(input_shape, num_classes, hidden=(256,), dropout=0.2, name="mlp"):
-    """Flatten → Dense(relu) blocks → logits, for small images or feature vectors."""
-    import keras
-
-    inputs = keras.Input(tuple(input_shape), name="inputs")
-    x = keras.layers.Flatten()(inputs)
-    for units in hidden:
-        x = keras.layers.Dense(units, activation="relu")(x)
-        x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x), name=name)
-
-
-def build_image_cnn(input_shape, num_classes, filters=(32, 64), hidden=128, dropout=0.3, name="image_cnn"):
-    """Conv(3x3, relu) + max-pool blocks → dense → logits, for 28×28-like images."""
-    import keras
-
-    inputs = keras.Input(tuple(input_shape), name="inputs")
-    x = inputs
-    for f in filters:
-        x = keras.layers.Conv2D(f, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dropout(dropout)(x)
-    if hidden:
-        x = keras.layers.Dense(hidden, activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x), name=name)
-
-
 def _builtin_models():
-    from keras_kd.cli.demo import build_char_cnn
+    from keras_kd import models
 
-    return {"char_cnn": build_char_cnn, "mlp": build_mlp, "image_cnn": build_image_cnn}
+    return {name: models.get_builder(name) for name in models.registered_models()}
 
 
 BUILTIN_MODELS = config_lib.BUILTIN_MODELS

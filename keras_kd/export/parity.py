@@ -14,7 +14,6 @@ interpreter (`pip install "keras-kd[tflite]"`, falling back to `tf.lite.Interpre
 """
 
 import os
-import tempfile
 import time
 import warnings
 
@@ -23,14 +22,13 @@ import tensorflow as tf
 
 from keras_kd.export.saved_model import input_signature, student_model
 from keras_kd.export.tflite import as_examples, input_names
+from keras_kd.reports import measure
 from keras_kd.reports.metrics import (
     accuracy,
     agreement,
     comparison_table,
     count_params,
     human_bytes,
-    latency_per_example,
-    size_on_disk,
 )
 from keras_kd.teachers.base import as_output_dict
 
@@ -141,26 +139,13 @@ def keras_logits(model, inputs, specs, batch_size=256):
 
 def keras_latency(model, inputs, specs, repeats=100):
     """Median seconds of a compiled batch-1 `model(x, training=False)` call, output read back."""
-    call = tf.function(lambda x: model(x, training=False))
     example = _structured({name: value[:1] for name, value in inputs.items()}, specs)
-    return latency_per_example(
-        lambda x: tf.nest.map_structure(np.asarray, call(x)), example, repeats=repeats
-    )
+    return measure.keras_latency(model, example, repeats=repeats)
 
 
 def keras_weights_size(model):
-    """Bytes of the model's `.weights.h5` file without optimizer state (saved from an uncompiled copy).
-
-    Models that cannot be rebuilt from their config count their weights' bytes.
-    """
-    try:  # same architecture, so the same file size; uncompiled, so no optimizer slots in the file
-        model = type(model).from_config(model.get_config())
-    except Exception:
-        return int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.weights.h5")
-        model.save_weights(path)
-        return size_on_disk(path)
+    """Bytes of the model's `.weights.h5` file without optimizer state (`keras_kd.reports.measure`)."""
+    return measure.weights_size(model)
 
 
 def _accuracy(logits, labels):
@@ -212,9 +197,9 @@ def _tflite_parity(evaluation, tflite_path, num_threads):
         "agreement": agreement(logits, evaluation.reference),
         "max_abs_logit_diff": float(difference.max()),
         "mean_abs_logit_diff": float(difference.mean()),
-        "latency_ms": float(np.median(seconds) * 1e3),
+        "latency_ms": measure.median_ms(seconds),
         "latency_ms_mean": float(np.mean(seconds) * 1e3),
-        "size_bytes": os.path.getsize(tflite_path),
+        "size_bytes": measure.size_on_disk(tflite_path),
         "num_examples": len(logits),
         "interpreter": runner.backend,
     }

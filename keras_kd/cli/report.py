@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from keras_kd.reports import metrics
+from keras_kd.reports import measure, metrics
 
 TABLE_COLUMNS = ("model", "accuracy", "macro P", "macro R", "macro F1", "ECE", "teacher agreement",
                  "params", "size on disk", "CPU latency / example")
@@ -24,40 +24,13 @@ def timestamped(prefix):
 
 
 def keras_latency_ms(model, example, repeats=50):
-    """Median milliseconds of one compiled batch-1 call of a Keras model on CPU."""
-    import tensorflow as tf
-
-    from keras_kd.teachers.base import as_output_dict
-
-    @tf.function
-    def call(x):
-        return as_output_dict(model(x, training=False))["logits"]
-
-    def predict(x):
-        return np.asarray(call(x))
-
-    return 1e3 * metrics.latency_per_example(predict, example, repeats=repeats)
+    """Median milliseconds of one compiled batch-1 call of a Keras model on CPU (`reports.measure`)."""
+    return 1e3 * measure.keras_latency(model, example, repeats=repeats)
 
 
 def weights_size(model):
-    """Bytes of the model's weights saved as a `.weights.h5` file, without optimizer state.
-
-    (A compiled model's `save_weights` also writes its optimizer's slots, which would triple the
-    size of a trained model next to an untrained one.) Layers that are not models (teacher
-    adapters) count the raw bytes of their weights.
-    """
-    import tempfile
-
-    import keras
-    from keras.src.saving import saving_lib
-
-    if not isinstance(model, keras.Model):
-        return int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))
-    skip = [model.optimizer] if getattr(model, "optimizer", None) is not None else None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.weights.h5")
-        saving_lib.save_weights_only(model, path, objects_to_skip=skip)
-        return metrics.size_on_disk(path)
+    """Bytes of the model's weights as a `.weights.h5` file, without optimizer state (`reports.measure`)."""
+    return measure.weights_size(model)
 
 
 def model_row(name, model, x_test, y_test, size_path=None, reference_logits=None, class_names=None, logits=None,

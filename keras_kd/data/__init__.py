@@ -5,10 +5,11 @@
 - `text`: tokenizers made of TF ops (WordPiece, bytes, characters) and `make_text_dataset`;
 - `cache`: `cache_teacher_outputs` (run the teacher once, reuse its outputs every epoch);
 - `augment`: token masking / deletion / swap and teacher-labelled unlabelled text;
+- `sources`: your own files (`load_source`: csv, tsv, jsonl, tfrecord, image_folder, tfds, parallel_text);
 - `parallel`: English → other-language sentence pairs from installed translation catalogs.
 """
 
-from keras_kd.data import augment, cache, datasets, keys, parallel, text
+from keras_kd.data import augment, cache, datasets, keys, parallel, sources, text
 from keras_kd.data.augment import TokenAugmentation, pseudo_label
 from keras_kd.data.cache import (
     cache_teacher_outputs,
@@ -17,6 +18,7 @@ from keras_kd.data.cache import (
 )
 from keras_kd.data.keys import STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_OUTPUTS
 from keras_kd.data.parallel import load_parallel
+from keras_kd.data.sources import DataSourceError, SourceData, load_source
 from keras_kd.data.text import ByteTokenizer, CharTokenizer, WordPieceTokenizer, make_text_dataset
 
 __all__ = [
@@ -39,4 +41,8 @@ __all__ = [
     "TokenAugmentation",
     "pseudo_label",
     "load_parallel",
+    "sources",
+    "load_source",
+    "SourceData",
+    "DataSourceError",
 ]

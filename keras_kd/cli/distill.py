@@ -65,7 +65,6 @@ def _builtin_models():
     return {name: models.get_builder(name) for name in models.registered_models()}
 
 
-BUILTIN_MODELS = config_lib.BUILTIN_MODELS
 
 
 def resolve_builder(spec, key):
@@ -74,7 +73,7 @@ def resolve_builder(spec, key):
         builtins = _builtin_models()
         if spec not in builtins:
             raise ValueError(
-                f"`{key}.builder` must be a built-in model ({', '.join(BUILTIN_MODELS)}) or "
+                f"`{key}.builder` must be a built-in model ({', '.join(builtins)}) or "
                 f"'package.module:function'. Received: {key}.builder={spec!r}"
             )
         return builtins[spec]

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv test test-large demo bench lint results readme data-apt clean
+.PHONY: venv test test-large demo bench lint results readme docs data-apt clean
 
 # (Re)install only when the package metadata or the data list changed.
 $(STAMP): setup.cfg pyproject.toml requirements-data.txt
@@ -33,12 +33,17 @@ demo: venv
 bench: venv
 	set -e; for script in benchmarks/[a-z]*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
+# Results pages (docs/results/) and the README's generated blocks, from examples/results/*.json.
 results: venv
 	$(BIN)/python examples/make_results_table.py
 	$(BIN)/python docs/build_readme.py
 
 readme:
 	$(PYTHON) docs/build_readme.py
+
+# The documentation site (MkDocs + Material + mkdocstrings, from the [dev]/[docs] extra) into site/.
+docs: venv
+	$(BIN)/mkdocs build --strict
 
 lint: venv
 	$(BIN)/ruff check keras_kd tests examples benchmarks

@@ -22,6 +22,17 @@ Where the teacher runs matters:
   (`expand_with_augmentations`) and cache after: each copy then has its own teacher output.
 - **Unlabelled text**: `pseudo_label(teacher, dataset)` caches the teacher's soft labels (and
   optionally hard labels, confidence-filtered) for text without labels.
+
+Images (consistent views, Beyer et al. 2022, "Knowledge distillation: A good teacher is patient
+and consistent"): `RandomShift`, `RandomFlip`, `MixUp`, `CutMix` and `Compose` are seeded Keras
+layers for `Distiller(augmentation=...)`, which applies them once per train batch so the teacher
+and the student see the *same* view (function matching), and for
+`cache_teacher_outputs(..., views=K, augmentation=...)`, which caches the teacher's outputs for K
+views. `MixUp` and `CutMix` set `mixes_examples = True`: a mixed image has no single label, so the
+Distiller drops the label term on their batches. The math is in pure functions (`shift_images`,
+`flip_images`, `mix_images`, `cut_and_paste`) that take the random draws as arguments; the layers
+draw them from a `keras.random.SeedGenerator` (or from an explicit `seed=` call argument: a
+stateless `[2]` seed, so a cache can give view `k` of batch `b` the seed `[k, b]`).
 """
 
 import keras
@@ -303,3 +314,324 @@ def pseudo_label(
             )
         )
     return examples.batch(batch_size or source_batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------- images
+def _as_images(images, image_shape):
+    """`images` as a `(batch, height, width, channels)` float tensor, and a function undoing that."""
+    images = tf.convert_to_tensor(images)
+    original_shape, original_dtype = tf.shape(images), images.dtype
+    if not images.dtype.is_floating:
+        images = tf.cast(images, "float32")
+    if image_shape is not None:
+        images = tf.reshape(images, [-1, *image_shape])
+    if images.shape.rank == 3:
+        images = images[..., None]
+    if images.shape.rank != 4:
+        raise ValueError(
+            "Image augmentations expect images of shape (batch, height, width[, channels]), or flat "
+            "vectors with `image_shape=(height, width[, channels])`. "
+            f"Received: inputs of shape {tuple(images.shape)}, image_shape={image_shape}"
+        )
+
+    def restore(result):
+        result = tf.reshape(result, original_shape)
+        return result if original_dtype.is_floating else tf.cast(tf.round(result), original_dtype)
+
+    return images, restore
+
+
+def shift_images(images, offsets, max_shift, fill_value=0.0):
+    """Translate each image by whole pixels: pad by `max_shift` with `fill_value`, crop at `offsets`.
+
+    Args:
+        images: `(batch, height, width, channels)`.
+        offsets: `(batch, 2)` integers in `[0, 2 * max_shift]`: the crop's top-left corner in the padded
+            image; `(max_shift, max_shift)` is the identity, row offset `max_shift + d` moves the
+            content up by `d` pixels.
+        max_shift: padding on each side.
+    """
+    images = tf.convert_to_tensor(images)
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    pad = [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]]
+    padded = tf.pad(images, pad, constant_values=tf.cast(fill_value, images.dtype))
+    offsets = tf.cast(offsets, "int32")
+    rows = offsets[:, :1] + tf.range(height)[None, :]
+    columns = offsets[:, 1:] + tf.range(width)[None, :]
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(cropped, columns, axis=2, batch_dims=1)
+
+
+def flip_images(images, flip):
+    """Mirror the images where `flip` (`(batch,)` bools) is true, left to right."""
+    images = tf.convert_to_tensor(images)
+    return tf.where(tf.reshape(flip, [-1, 1, 1, 1]), tf.reverse(images, axis=[2]), images)
+
+
+def mix_images(images, partners, weights):
+    """Mixup (Zhang et al. 2018): `weights[i] · images[i] + (1 - weights[i]) · images[partners[i]]`."""
+    images = tf.convert_to_tensor(images)
+    weights = tf.reshape(tf.cast(weights, images.dtype), [-1, 1, 1, 1])
+    return weights * images + (1.0 - weights) * tf.gather(images, partners)
+
+
+def cut_and_paste(images, partners, boxes):
+    """CutMix (Yun et al. 2019): paste the box `[top, left, bottom, right)` of `images[partners[i]]`
+    into `images[i]`. `boxes` is `(batch, 4)` integers in pixels."""
+    images = tf.convert_to_tensor(images)
+    boxes = tf.cast(boxes, "int32")
+    rows = tf.range(tf.shape(images)[1])[None, :, None]
+    columns = tf.range(tf.shape(images)[2])[None, None, :]
+    top, left, bottom, right = (boxes[:, i, None, None] for i in range(4))
+    inside = (rows >= top) & (rows < bottom) & (columns >= left) & (columns < right)
+    return tf.where(inside[..., None], tf.gather(images, partners), images)
+
+
+def _gamma(shape, concentration, seed, proposals=8):
+    """Gamma(c, 1) draws by Marsaglia & Tsang (2000), vectorized over a fixed number of proposals.
+
+    Written with stateless normal/uniform ops only, so it compiles under XLA (`jit_compile=True`),
+    where `tf.random.stateless_gamma` does not. Each proposal is accepted with probability > 0.95
+    for c ≥ 1; if all `proposals` are rejected (probability < 1e-10) the draw is the mean, c.
+    For c < 1: Gamma(c) = Gamma(c + 1) · U^(1/c).
+    """
+    boost = concentration < 1.0
+    c = concentration + 1.0 if boost else concentration
+    d = c - 1.0 / 3.0
+    scale = 1.0 / (9.0 * d) ** 0.5
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    x = tf.random.stateless_normal([proposals, *shape], seeds[0])
+    u = tf.random.stateless_uniform([proposals, *shape], seeds[1], minval=1e-12, maxval=1.0)
+    v = (1.0 + scale * x) ** 3
+    safe_v = tf.maximum(v, 1e-12)
+    accept = (v > 0) & (tf.math.log(u) < 0.5 * x**2 + d - d * safe_v + d * tf.math.log(safe_v))
+    first = tf.argmax(tf.cast(accept, "int32"), axis=0)  # index of the first accepted proposal
+    value = tf.reduce_sum(tf.one_hot(first, proposals, axis=0) * d * safe_v, axis=0)
+    value = tf.where(tf.reduce_any(accept, axis=0), value, c)
+    if boost:
+        value *= tf.random.stateless_uniform(shape, seeds[2], minval=1e-12, maxval=1.0) ** (1.0 / concentration)
+    return value
+
+
+def _beta(shape, concentration, seed):
+    """Beta(c, c) draws from a stateless seed (the ratio of two gammas)."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    a = _gamma(shape, concentration, seeds[0])
+    b = _gamma(shape, concentration, seeds[1])
+    return a / (a + b)
+
+
+def _partners(batch, seed):
+    """A random permutation of `range(batch)` from a stateless seed."""
+    return tf.argsort(tf.random.stateless_uniform([batch], seed))
+
+
+class ImageAugmentation(keras.layers.Layer):
+    """Base of the seeded image augmentations: draws, then calls a pure function.
+
+    Inputs are `(batch, height, width[, channels])` images, or flat `(batch, features)` vectors
+    with `image_shape` (e.g. `(28, 28)` for an MLP on MNIST); the output has the input's shape and
+    dtype. Call with `seed=[a, b]` (a stateless seed) for draws that depend on that seed only;
+    without it, draws come from the layer's `keras.random.SeedGenerator(seed)`, so a layer built
+    with the same `seed` gives the same sequence of views.
+    """
+
+    #: True for augmentations that blend several examples into one (the label term is dropped).
+    mixes_examples = False
+
+    def __init__(self, seed=None, image_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(f"`seed` must be an integer or None. Received: seed={seed!r}")
+        self.seed = seed
+        self.image_shape = tuple(int(d) for d in image_shape) if image_shape is not None else None
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _stateless_seed(self, seed):
+        if seed is None:
+            seed = self.seed_generator.next()
+        elif isinstance(seed, int):
+            seed = [seed, 0]
+        return tf.cast(seed, "int64")
+
+    def call(self, inputs, seed=None):
+        images, restore = _as_images(inputs, self.image_shape)
+        return restore(self.augment_images(images, self._stateless_seed(seed)))
+
+    def augment_images(self, images, seed):
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed, "image_shape": self.image_shape}
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class RandomShift(ImageAugmentation):
+    """Random translation by up to `max_shift` pixels in each direction (pad-and-crop).
+
+    The 28×28 equivalent of the "random crop with padding" of CIFAR training; `fill_value` fills
+    the uncovered border (0 = background for MNIST / Fashion-MNIST).
+    """
+
+    def __init__(self, max_shift=2, fill_value=0.0, seed=None, image_shape=None, **kwargs):
+        super().__init__(seed=seed, image_shape=image_shape, **kwargs)
+        if not isinstance(max_shift, int) or max_shift < 0:
+            raise ValueError(f"`max_shift` must be a non-negative integer. Received: max_shift={max_shift!r}")
+        self.max_shift, self.fill_value = max_shift, float(fill_value)
+
+    def augment_images(self, images, seed):
+        offsets = tf.random.stateless_uniform(
+            [tf.shape(images)[0], 2], seed, minval=0, maxval=2 * self.max_shift + 1, dtype="int32"
+        )
+        return shift_images(images, offsets, self.max_shift, self.fill_value)
+
+    def get_config(self):
+        return {**super().get_config(), "max_shift": self.max_shift, "fill_value": self.fill_value}
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class RandomFlip(ImageAugmentation):
+    """Mirror each image left to right with probability `rate` (not for digits or text images)."""
+
+    def __init__(self, rate=0.5, seed=None, image_shape=None, **kwargs):
+        super().__init__(seed=seed, image_shape=image_shape, **kwargs)
+        _check_rate(rate)
+        self.rate = float(rate)
+
+    def augment_images(self, images, seed):
+        return flip_images(images, tf.random.stateless_uniform([tf.shape(images)[0]], seed) < self.rate)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class MixUp(ImageAugmentation):
+    """Mixup on inputs only: each image blended with a random partner of its batch.
+
+    The weight of image `i` is drawn per example from Beta(`concentration`, `concentration`)
+    (1.0 = uniform). `mixes_examples = True`: in a `Distiller` the batch is learned from the
+    teacher's outputs on the mixed images alone (function matching, Beyer et al. 2022).
+    """
+
+    mixes_examples = True
+
+    def __init__(self, concentration=1.0, seed=None, image_shape=None, **kwargs):
+        super().__init__(seed=seed, image_shape=image_shape, **kwargs)
+        if not float(concentration) > 0:
+            raise ValueError(f"`concentration` must be > 0. Received: concentration={concentration}")
+        self.concentration = float(concentration)
+
+    def augment_images(self, images, seed):
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        batch = tf.shape(images)[0]
+        weights = _beta([batch], self.concentration, seeds[0])
+        return mix_images(images, _partners(batch, seeds[1]), weights)
+
+    def get_config(self):
+        return {**super().get_config(), "concentration": self.concentration}
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class CutMix(ImageAugmentation):
+    """CutMix on inputs only: a random box of a random partner pasted into each image.
+
+    The box covers a fraction `1 - lambda` of the image, `lambda ~ Beta(concentration,
+    concentration)` per example, centred uniformly and clipped at the border (Yun et al. 2019).
+    `mixes_examples = True` (see `MixUp`).
+    """
+
+    mixes_examples = True
+
+    def __init__(self, concentration=1.0, seed=None, image_shape=None, **kwargs):
+        super().__init__(seed=seed, image_shape=image_shape, **kwargs)
+        if not float(concentration) > 0:
+            raise ValueError(f"`concentration` must be > 0. Received: concentration={concentration}")
+        self.concentration = float(concentration)
+
+    def augment_images(self, images, seed):
+        seeds = tf.random.experimental.stateless_split(seed, 3)
+        batch = tf.shape(images)[0]
+        size = tf.cast(tf.shape(images)[1:3], "float32")
+        cut = tf.sqrt(1.0 - _beta([batch], self.concentration, seeds[0]))[:, None] * size  # (batch, 2)
+        centre = tf.random.stateless_uniform([batch, 2], seeds[1]) * size
+        low = tf.clip_by_value(tf.round(centre - cut / 2), 0.0, size)
+        high = tf.clip_by_value(tf.round(centre + cut / 2), 0.0, size)
+        boxes = tf.cast(tf.concat([low, high], axis=1), "int32")
+        return cut_and_paste(images, _partners(batch, seeds[2]), boxes)
+
+    def get_config(self):
+        return {**super().get_config(), "concentration": self.concentration}
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class Compose(keras.layers.Layer):
+    """Apply several augmentations in order; `mixes_examples` if any of them mixes examples.
+
+    With `seed=[a, b]` each step gets its own seed split from it.
+    """
+
+    def __init__(self, augmentations, **kwargs):
+        super().__init__(**kwargs)
+        self.augmentations = [
+            keras.saving.deserialize_keras_object(a) if isinstance(a, dict) else a for a in augmentations
+        ]
+        for augmentation in self.augmentations:
+            if not callable(augmentation):
+                raise TypeError(f"Each augmentation must be callable. Received: {augmentation!r}")
+        self.mixes_examples = any(getattr(a, "mixes_examples", False) for a in self.augmentations)
+
+    def call(self, inputs, seed=None):
+        seeds = None
+        if seed is not None:
+            seed = [seed, 0] if isinstance(seed, int) else seed
+            seeds = tf.random.experimental.stateless_split(tf.cast(seed, "int64"), len(self.augmentations))
+        for i, augmentation in enumerate(self.augmentations):
+            inputs = augmentation(inputs) if seeds is None else augmentation(inputs, seed=seeds[i])
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "augmentations": [keras.saving.serialize_keras_object(a) for a in self.augmentations],
+        }
+
+
+IMAGE_AUGMENTATIONS = {"shift": RandomShift, "flip": RandomFlip, "mixup": MixUp, "cutmix": CutMix}
+
+
+def image_augmentation(spec, seed=None, image_shape=None):
+    """An image augmentation from a config value.
+
+    `spec` is a callable (returned as is), None / `"none"` (None), a name (`"shift"`, `"flip"`,
+    `"mixup"`, `"cutmix"`), names joined by `+` (`"shift+flip+mixup"`), or a list of names and
+    dicts (`[{"name": "shift", "max_shift": 3}, "flip"]`). Each step gets `seed + i` (when a seed
+    is given) and `image_shape`.
+    """
+    if spec is None or callable(spec):
+        return spec
+    if isinstance(spec, str):
+        if spec.strip().lower() == "none":
+            return None
+        spec = [part.strip() for part in spec.split("+")]
+    if isinstance(spec, dict):
+        spec = [spec]
+    steps = []
+    for i, item in enumerate(spec):
+        kwargs = dict(item) if isinstance(item, dict) else {"name": item}
+        name = kwargs.pop("name", None)
+        if name not in IMAGE_AUGMENTATIONS:
+            raise ValueError(
+                f"Unknown image augmentation {name!r}. Expected one of {sorted(IMAGE_AUGMENTATIONS)}. "
+                f"Received: spec={spec!r}"
+            )
+        kwargs.setdefault("seed", None if seed is None else seed + i)
+        kwargs.setdefault("image_shape", image_shape)
+        steps.append(IMAGE_AUGMENTATIONS[name](**kwargs))
+    return steps[0] if len(steps) == 1 else Compose(steps)

@@ -135,3 +135,167 @@ def test_pseudo_label_unlabelled_text():
     )
     kept = np.concatenate([b[keys.STUDENT_INPUTS] for b in confident])
     np.testing.assert_array_equal(kept, x[probs >= threshold])
+
+
+# ---------------------------------------------------------------- images
+def _images(batch=3, size=5, channels=1):
+    return np.arange(batch * size * size * channels, dtype="float32").reshape(batch, size, size, channels) + 1.0
+
+
+def test_shift_images_matches_numpy_pad_and_crop():
+    images = _images()
+    offsets = np.array([[0, 0], [2, 2], [1, 2]], "int32")
+    expected = []
+    for image, (top, left) in zip(images, offsets, strict=True):
+        padded = np.pad(image, [(1, 1), (1, 1), (0, 0)], constant_values=-1.0)
+        expected.append(padded[top : top + 5, left : left + 5])
+    result = augment.shift_images(images, offsets, max_shift=1, fill_value=-1.0).numpy()
+    np.testing.assert_array_equal(result, np.stack(expected))
+    # Hand-checked corner: offset (0, 0) moves the content one pixel down and right.
+    np.testing.assert_array_equal(result[0, 0, :, 0], [-1, -1, -1, -1, -1])
+    np.testing.assert_array_equal(result[0, 1, :, 0], [-1, 1, 2, 3, 4])
+    np.testing.assert_array_equal(augment.shift_images(images, [[1, 1]] * 3, 1).numpy(), images)
+
+
+def test_flip_mix_and_cut_match_numpy():
+    images = _images()
+    flipped = augment.flip_images(images, [True, False, True]).numpy()
+    np.testing.assert_array_equal(flipped[0], images[0][:, ::-1])
+    np.testing.assert_array_equal(flipped[1], images[1])
+
+    mixed = augment.mix_images(images, [2, 0, 1], [0.25, 1.0, 0.5]).numpy()
+    np.testing.assert_allclose(mixed[0], 0.25 * images[0] + 0.75 * images[2])
+    np.testing.assert_allclose(mixed[1], images[1])
+    np.testing.assert_allclose(mixed[2], 0.5 * images[2] + 0.5 * images[1])
+
+    cut = augment.cut_and_paste(images, [1, 2, 0], [[1, 2, 3, 5], [0, 0, 0, 0], [0, 0, 5, 5]]).numpy()
+    expected = images[0].copy()
+    expected[1:3, 2:5] = images[1][1:3, 2:5]
+    np.testing.assert_array_equal(cut[0], expected)
+    np.testing.assert_array_equal(cut[1], images[1])  # empty box
+    np.testing.assert_array_equal(cut[2], images[0])  # whole image
+
+
+def test_random_shift_draws_offsets_in_range_and_is_seeded():
+    images = _images(batch=8, size=6)
+    result = augment.RandomShift(2, seed=3)(images).numpy()
+    for image, out in zip(images, result, strict=True):
+        padded = np.pad(image, [(2, 2), (2, 2), (0, 0)])
+        matches = [(t, l) for t in range(5) for l in range(5) if np.array_equal(padded[t : t + 6, l : l + 6], out)]
+        assert matches, "each output must be a crop of the padded image"
+    again = augment.RandomShift(2, seed=3)(images).numpy()
+    np.testing.assert_array_equal(result, again)
+    layer = augment.RandomShift(2, seed=3)
+    first, second = layer(images).numpy(), layer(images).numpy()
+    assert not np.array_equal(first, second)  # a new view per call
+    np.testing.assert_array_equal(layer(images, seed=[7, 1]).numpy(), layer(images, seed=[7, 1]).numpy())
+
+
+def test_flat_and_integer_inputs_keep_shape_and_dtype():
+    flat = np.arange(2 * 16, dtype="uint8").reshape(2, 16)
+    result = augment.RandomShift(1, seed=0, image_shape=(4, 4))(flat)
+    assert result.shape == (2, 16) and result.dtype == tf.uint8
+    assert set(np.unique(result.numpy())) <= set(np.unique(flat)) | {0}
+    with pytest.raises(ValueError, match="image_shape"):
+        augment.RandomFlip(seed=0)(flat.astype("float32"))
+    with pytest.raises(ValueError, match="`max_shift` must be a non-negative integer"):
+        augment.RandomShift(-1)
+    with pytest.raises(ValueError, match=r"`rate` must be in \[0, 1\]"):
+        augment.RandomFlip(rate=2.0)
+
+
+def test_mixup_outputs_are_convex_combinations_of_two_examples():
+    images = np.random.default_rng(0).random((16, 4, 4, 1)).astype("float32")
+    layer = augment.MixUp(seed=0)
+    assert layer.mixes_examples and not augment.RandomShift().mixes_examples
+    mixed = layer(images).numpy()
+    weights = []
+    for out in mixed:
+        found = False
+        for i in range(16):
+            for j in range(16):
+                d = images[i] - images[j]
+                if i == j or not np.any(d):
+                    continue
+                w = float(np.sum((out - images[j]) * d) / np.sum(d * d))
+                if 0 <= w <= 1 and np.allclose(out, w * images[i] + (1 - w) * images[j], atol=1e-5):
+                    weights.append(w)
+                    found = True
+                    break
+            if found:
+                break
+        assert found or any(np.allclose(out, image) for image in images)
+    assert len(weights) >= 8 and 0.2 < np.mean(weights) < 0.8  # Beta(1, 1) has mean 0.5
+
+
+def test_cutmix_pastes_a_box_from_a_partner():
+    images = np.stack([np.full((8, 8, 1), float(i)) for i in range(6)]).astype("float32")
+    layer = augment.CutMix(seed=1)
+    assert layer.mixes_examples
+    cut = layer(images).numpy()
+    for i, out in enumerate(cut):
+        values = np.unique(out)
+        assert len(values) <= 2 and i in values or len(values) == 1
+        pasted = out[..., 0] != i
+        if pasted.any():  # the pasted region is one axis-aligned box
+            rows, cols = np.where(pasted)
+            assert pasted[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
+
+
+def test_compose_config_round_trip_and_spec():
+    composed = augment.image_augmentation("shift+flip+mixup", seed=5, image_shape=(4, 4))
+    assert isinstance(composed, augment.Compose) and composed.mixes_examples
+    assert [type(a).__name__ for a in composed.augmentations] == ["RandomShift", "RandomFlip", "MixUp"]
+    assert [a.seed for a in composed.augmentations] == [5, 6, 7]
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(composed))
+    assert restored.mixes_examples and restored.augmentations[0].image_shape == (4, 4)
+    x = np.random.default_rng(1).random((4, 16)).astype("float32")
+    np.testing.assert_array_equal(composed(x, seed=[1, 2]).numpy(), restored(x, seed=[1, 2]).numpy())
+    assert not augment.image_augmentation([{"name": "shift", "max_shift": 3}, "flip"]).mixes_examples
+    assert augment.image_augmentation("none") is None
+    with pytest.raises(ValueError, match="Unknown image augmentation 'rotate'"):
+        augment.image_augmentation("shift+rotate")
+
+
+class _RecordInputs(keras.layers.Layer):
+    """Stores the last batch it saw in a variable (readable after a compiled step)."""
+
+    def __init__(self, shape, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="seen")
+
+    def call(self, inputs):
+        self.seen.assign(inputs)
+        return inputs
+
+
+def _recording_model(batch, name):
+    inputs = keras.Input((6, 6, 1), batch_size=batch)
+    recorder = _RecordInputs((batch, 6, 6, 1), name=f"{name}_record")
+    x = keras.layers.Flatten()(recorder(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3)(x), name=name), recorder
+
+
+@pytest.mark.parametrize("spec", ["shift+flip", "shift+flip+mixup", "cutmix"])
+def test_teacher_and_student_see_bit_identical_views(spec):
+    import keras_kd
+
+    batch = 8
+    x = np.random.default_rng(0).random((batch, 6, 6, 1)).astype("float32")
+    y = np.arange(batch) % 3
+    teacher, teacher_seen = _recording_model(batch, "teacher")
+    student, student_seen = _recording_model(batch, "student")
+    distiller = keras_kd.Distiller(student, teacher, augmentation=augment.image_augmentation(spec, seed=0))
+    distiller.compile(optimizer="adam", jit_compile=True)
+    distiller.fit(x, y, batch_size=batch, epochs=2, shuffle=False, verbose=0)
+    seen_by_teacher, seen_by_student = teacher_seen.seen.numpy(), student_seen.seen.numpy()
+    np.testing.assert_array_equal(seen_by_teacher, seen_by_student)  # bit-identical, not just close
+    assert not np.array_equal(seen_by_student, x)  # and it is an augmented view
+
+
+@pytest.mark.parametrize("concentration", [0.4, 1.0, 2.0])
+def test_beta_draws_have_the_beta_moments(concentration):
+    draws = augment._beta([20000], concentration, tf.constant([3, 4], "int64")).numpy()
+    assert draws.min() >= 0 and draws.max() <= 1
+    assert abs(draws.mean() - 0.5) < 0.01
+    np.testing.assert_allclose(draws.var(), 1 / (4 * (2 * concentration + 1)), rtol=0.05)  # Var Beta(c, c)

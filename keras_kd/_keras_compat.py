@@ -14,13 +14,13 @@ import contextlib
 import keras
 import tensorflow as tf
 
-# Why: a custom `train_step` under `tf.distribute` must log the *unscaled* per-replica loss, as
-# Keras' own `train_step` does; Keras exports no public function for it. Checked: 3.15.1.
-from keras.src.losses.loss import unscale_loss_for_distribution as _unscale_loss_for_distribution
-
 # Why: feature losses are `keras.layers.Layer`s (they own projections), not `keras.losses.Loss`es, but
 # should reduce with `sample_weight` exactly like a `Loss` does. Checked: 3.15.1.
 from keras.src.losses.loss import reduce_weighted_values as _reduce_weighted_values
+
+# Why: a custom `train_step` under `tf.distribute` must log the *unscaled* per-replica loss, as
+# Keras' own `train_step` does; Keras exports no public function for it. Checked: 3.15.1.
+from keras.src.losses.loss import unscale_loss_for_distribution as _unscale_loss_for_distribution
 
 KERAS_VERSIONS_CHECKED = ("3.15",)
 

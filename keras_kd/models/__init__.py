@@ -14,7 +14,7 @@ Every built-in takes `expose_hidden=True` to return `{"logits", "hidden_states"}
 Builder modules are imported here so that their `@register_model` runs; add yours to the list.
 """
 
-from keras_kd.models import text, vision  # noqa: F401  (registers the built-ins)
+from keras_kd.models import ngram, text, vision  # noqa: F401  (registers the built-ins)
 from keras_kd.models.registry import (
     builder_parameters,
     check_builder_kwargs,

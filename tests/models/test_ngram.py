@@ -1,0 +1,69 @@
+"""The hashed character n-gram bag (keras_kd.models.ngram): hashing and pooling against hand-computed values."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_kd import models
+from keras_kd.models.ngram import HashedNgrams, NgramBagPooling, build_ngram_bag
+
+
+def test_hashed_ngrams_hand_computed():
+    # n=1, t=5: code = 5 + 7919 = 7924 -> 1 + 7924 % 10 = 5;  t=7: 7926 -> 7.
+    # n=2, (5, 7): code = (5 + 15838) * 1000003 + 7 + 15838 = 15843063374 -> 1 + 4 = 5.
+    # Anything touching padding (id 0) -> 0.
+    ids = np.array([[5, 7, 0]], "int32")
+    out = HashedNgrams(ngrams=(1, 2), buckets=11)(ids)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), [[5, 7, 0, 5, 0]])
+
+
+def test_hashed_ngrams_order_matters_and_stays_in_range():
+    ids = np.array([[3, 4, 5, 6], [6, 5, 4, 3]], "int32")
+    out = keras.ops.convert_to_numpy(HashedNgrams(ngrams=(1, 2, 3), buckets=2**18)(ids))
+    assert out.shape == (2, 4 + 3 + 2)
+    assert sorted(out[0, :4]) == sorted(out[1, :4])  # same characters: same unigram ids
+    assert set(out[0, 4:]).isdisjoint(out[1, 4:])  # reversed text: different bigrams/trigrams
+    assert out.min() >= 1 and out.max() < 2**18
+
+
+def test_pooling_hand_computed():
+    embeddings = np.array([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]], "float32")
+    ids = np.array([[1, 2, 0]], "int32")
+    np.testing.assert_allclose(NgramBagPooling("sum")(embeddings, ids), [[4.0, 6.0]])
+    np.testing.assert_allclose(NgramBagPooling("mean")(embeddings, ids), [[2.0, 3.0]])
+    np.testing.assert_allclose(NgramBagPooling("sqrt")(embeddings, ids), [[4 / 2**0.5, 6 / 2**0.5]], rtol=1e-6)
+    np.testing.assert_allclose(NgramBagPooling()(embeddings, np.zeros((1, 3), "int32")), [[0.0, 0.0]])
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="`ngrams` must be a non-empty list"):
+        HashedNgrams(ngrams=())
+    with pytest.raises(ValueError, match="`buckets` must be an integer >= 2"):
+        HashedNgrams(buckets=1)
+    with pytest.raises(ValueError, match="`pooling` must be one of"):
+        NgramBagPooling("max")
+
+
+def test_builder_registered_params_and_round_trip(tmp_path):
+    model = models.get_model("ngram_bag", vocabulary_size=100, sequence_length=6, num_classes=2, buckets=64)
+    assert "ngram_bag" in models.registered_models()
+    assert model.count_params() == 64 * 2 + (2 * 2 + 2)  # embedding rows are the per-class weights, + head
+    ids = np.array([[5, 6, 7, 0, 0, 0], [9, 9, 9, 9, 9, 9]], "int32")
+    path = str(tmp_path / "bag.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6)
+
+
+def test_builder_learns_a_bigram_rule():
+    # Label 1 iff the bigram (3, 4) occurs; unigrams alone cannot tell (both classes have 3 and 4).
+    rng = np.random.default_rng(0)
+    x = rng.integers(5, 20, size=(256, 8)).astype("int32")
+    y = rng.integers(0, 2, size=256).astype("int32")
+    x[:, 2], x[:, 3] = np.where(y == 1, 3, 4), np.where(y == 1, 4, 3)  # "3 4" vs "4 3"
+    keras.utils.set_random_seed(0)
+    model = build_ngram_bag(sequence_length=8, buckets=1024, ngrams=(1, 2))
+    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=20, batch_size=64, verbose=0)
+    assert model.evaluate(x, y, verbose=0)[1] == 1.0

@@ -1,13 +1,19 @@
 """English → other-language sentence pairs from translation catalogs that pip installs.
 
 Cross-lingual distillation (e.g. an English teacher's embedding or sentiment taught to a
-multilingual student, Reimers & Gurevych 2020) needs parallel text. Two BSD-3-licensed sources
-ship it inside wheels, readable offline with the standard library:
+multilingual student, Reimers & Gurevych 2020) needs parallel text. These sources ship it inside
+wheels, readable offline (the first four with the standard library):
 
 | source       | install                                                      | pairs                                  |
 |--------------|--------------------------------------------------------------|----------------------------------------|
-| `jupyterlab` | `pip install --no-deps jupyterlab-language-pack-zh-CN` (…)   | UI strings and full sentences          |
-| `django`     | `pip install django`                                         | 99 languages, short UI strings          |
+| `jupyterlab` | `pip install --no-deps jupyterlab-language-pack-zh-CN` (…)   | UI strings and full sentences (BSD-3)  |
+| `django`     | `pip install django`                                         | 99 languages, short UI strings (BSD-3) |
+| `sphinx`     | `pip install --no-deps sphinx`                               | ~70 languages, doc-tool messages (BSD-2)|
+| `pycountry`  | `pip install pycountry`                                      | ISO country/language/currency/script names, ~160 locales (LGPL-2.1) |
+| `babel`      | `pip install babel`                                          | CLDR display names of territories, languages, currencies, scripts (Unicode license) |
+
+`load_parallel` reads the installed catalogs; `read_parallel_file` reads your own `.tsv` / `.csv` /
+`.jsonl` pairs; `split_held_out` holds out English strings that no training pair touches.
 
 Catalogs are gettext `.mo` files (read with `gettext.GNUTranslations`) and JupyterLab's `.json`
 (flat `{msgid: [msgstr]}` or Jed's `{"locale_data": {domain: {...}}}`). Headers (empty msgid),
@@ -24,7 +30,8 @@ import importlib.util
 import json
 import pathlib
 
-SOURCES = ("jupyterlab", "django")
+SOURCES = ("jupyterlab", "django", "sphinx", "pycountry", "babel")
+DEFAULT_SOURCES = ("jupyterlab", "django")  # sentence-like UI strings; the others add names/phrases
 _CONTEXT_SEPARATOR = "\x04"
 _CHINESE = {"zh_cn": "zh_cn", "zh_hans": "zh_cn", "zh_sg": "zh_cn", "zh": "zh_cn"}
 _CHINESE.update({"zh_tw": "zh_tw", "zh_hant": "zh_tw", "zh_hk": "zh_tw", "zh_mo": "zh_tw"})
@@ -119,14 +126,31 @@ def catalog_files(source):
             for folder in package.glob("locale/*/LC_MESSAGES"):
                 files = sorted(folder.glob("*.mo")) + sorted(folder.glob("*.json"))
                 found.setdefault(folder.parent.name, []).extend(files)
-    elif source == "django":
-        spec = importlib.util.find_spec("django")
-        if spec is None or not spec.submodule_search_locations:
+    elif source in ("django", "sphinx", "pycountry"):
+        root = _package_root(source)
+        if root is None:
             return {}
-        root = pathlib.Path(list(spec.submodule_search_locations)[0])
-        patterns = ("conf/locale/*/LC_MESSAGES/*.mo", "contrib/*/locale/*/LC_MESSAGES/*.mo")
+        patterns = {
+            "django": ("conf/locale/*/LC_MESSAGES/*.mo", "contrib/*/locale/*/LC_MESSAGES/*.mo"),
+            "sphinx": ("locale/*/LC_MESSAGES/*.mo",),
+            "pycountry": ("locales/*/LC_MESSAGES/*.mo",),
+        }[source]
         for path in sorted(p for pattern in patterns for p in root.glob(pattern)):
-            found.setdefault(path.parent.parent.name, []).append(path)
+            code = path.parent.parent.name
+            if (
+                "@" in code or "." in code or language_key(code)[0] == "en"
+            ):  # sr@latin, zh_TW.Big5, en_GB
+                continue
+            found.setdefault(code, []).append(path)
+    elif source == "babel":
+        if _package_root("babel") is not None:
+            from babel import localedata
+
+            found = {
+                code: [code]
+                for code in localedata.locale_identifiers()
+                if not code.startswith("en")
+            }
     else:
         raise ValueError(
             f"Unknown source {source!r}. Expected one of {SOURCES}. Received: source={source!r}"
@@ -134,23 +158,68 @@ def catalog_files(source):
     return found
 
 
+def _package_root(name):
+    """The folder of an installed package, found without importing it (None when absent)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return pathlib.Path(list(spec.submodule_search_locations)[0])
+
+
+BABEL_TABLES = ("territories", "languages", "currencies", "scripts")
+
+
+def read_babel(locale_code, tables=BABEL_TABLES):
+    """`(english, translation)` CLDR display names of one babel locale (`"de"`, `"zh_Hans_CN"`)."""
+    from babel import Locale
+
+    english, other = Locale("en"), Locale.parse(locale_code)
+    pairs = []
+    for table in tables:
+        names = getattr(other, table)
+        pairs.extend(
+            (name, names[key]) for key, name in getattr(english, table).items() if key in names
+        )
+    return list(_clean_pairs(pairs))
+
+
+def _babel_locales(language, codes):
+    """The one babel locale that serves `language` best: the exact code, else the base language."""
+    wanted = language.replace("-", "_")
+    lang, region = language_key(wanted)
+    if lang in ("zh_cn", "zh_tw"):
+        exact = "zh_Hans" if lang == "zh_cn" else "zh_Hant"
+        return [exact] if exact in codes else []
+    if wanted in codes:
+        return [wanted]
+    if region:
+        regional = [c for c in codes if c.lower() == f"{lang}_{region}"]
+        if regional:
+            return regional
+    return [lang] if lang in codes else []
+
+
 _INSTALL = {
     "jupyterlab": "pip install --no-deps jupyterlab-language-pack-zh-CN (or -de-DE, -fr-FR, ...)",
     "django": "pip install django",
+    "sphinx": "pip install --no-deps sphinx",
+    "pycountry": "pip install pycountry",
+    "babel": "pip install babel",
 }
 
 
-def available_languages(sources=SOURCES):
+def available_languages(sources=DEFAULT_SOURCES):
     """Language codes with at least one catalog installed, per source."""
     return {source: sorted(catalog_files(source)) for source in sources}
 
 
-def load_parallel(languages, sources=SOURCES, dedupe=True):
+def load_parallel(languages, sources=DEFAULT_SOURCES, dedupe=True):
     """English → `language` sentence pairs from the installed catalogs.
 
     Args:
         languages: language codes (`"zh_CN"`, `"de"`, `"fr_FR"`, ...); see `languages_match`.
-        sources: any of `"jupyterlab"`, `"django"`.
+        sources: any of `SOURCES` (`"jupyterlab"`, `"django"`, `"sphinx"`, `"pycountry"`,
+            `"babel"`); default `DEFAULT_SOURCES` (JupyterLab and Django).
         dedupe: drop repeated `(english, translation)` pairs (within a language, across sources).
 
     Returns:
@@ -172,6 +241,10 @@ def load_parallel(languages, sources=SOURCES, dedupe=True):
     for language in languages:
         pairs = []
         for source in sources:
+            if source == "babel":
+                for code in _babel_locales(language, catalogs[source]):
+                    pairs.extend(read_babel(code))
+                continue
             for code, files in catalogs[source].items():
                 if not languages_match(language, code):
                     continue
@@ -187,3 +260,137 @@ def load_parallel(languages, sources=SOURCES, dedupe=True):
             pairs = list(dict.fromkeys(pairs))
         result[language] = pairs
     return result
+
+
+# ---------------------------------------------------------------- your own files
+def read_parallel_file(path, source_column=0, target_column=1, delimiter=None, skip_header=False):
+    """`(source, target)` pairs from a `.tsv`/`.txt` (tab), `.csv` or `.jsonl` file.
+
+    Args:
+        path: the file. `.jsonl`: one object a line; columns are keys (default `"source"`/`"target"`
+            when the column arguments are left at 0/1). Other suffixes are delimited text.
+        source_column, target_column: column index (or header name when `skip_header=True`,
+            or key for `.jsonl`).
+        delimiter: overrides the suffix's delimiter (tab for `.tsv`/`.txt`, comma for `.csv`).
+        skip_header: the first row is a header (named columns allowed).
+
+    Returns:
+        `[(source, target), ...]` in file order, rows with an empty side skipped.
+    """
+    import csv
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Parallel text file not found. Received: path={str(path)!r}")
+    pairs = []
+    if path.suffix == ".jsonl":
+        src = "source" if source_column == 0 else source_column
+        tgt = "target" if target_column == 1 else target_column
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if src not in row or tgt not in row:
+                raise ValueError(
+                    f"Line {number} of {path.name} has no key {src!r} or {tgt!r}. "
+                    f"Received: keys={sorted(row)}"
+                )
+            pairs.append((str(row[src]).strip(), str(row[tgt]).strip()))
+    else:
+        if delimiter is None:
+            delimiter = "," if path.suffix == ".csv" else "\t"
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter=delimiter))
+        columns = (source_column, target_column)
+        if skip_header and rows:
+            header, rows = rows[0], rows[1:]
+            columns = tuple(header.index(c) if isinstance(c, str) else c for c in columns)
+        for number, row in enumerate(rows, 1 + int(skip_header)):
+            if not row:
+                continue
+            if max(columns) >= len(row):
+                raise ValueError(
+                    f"Row {number} of {path.name} has {len(row)} column(s); expected at least "
+                    f"{max(columns) + 1}. Received: row={row!r}"
+                )
+            pairs.append((row[columns[0]].strip(), row[columns[1]].strip()))
+    return [(s, t) for s, t in pairs if s and t]
+
+
+# ---------------------------------------------------------------- held-out split
+def normalize_text(text):
+    """Case-folded letters and digits only: `"Save As…"` → `"saveas"` (the key of leak checks)."""
+    return "".join(c for c in text.casefold() if c.isalnum())
+
+
+def drop_held_out(pairs_by_language, test):
+    """Training pairs that touch no held-out string.
+
+    A pair is dropped when its English or its translation (normalised with `normalize_text`)
+    equals a held-out English string or any translation of one, in any language or source.
+
+    Args:
+        pairs_by_language: `{language: [(english, translation), ...]}`.
+        test: `{language: [(english, translation), ...]}` held out (e.g. from `split_held_out`).
+    """
+    held = {normalize_text(s) for pairs in test.values() for pair in pairs for s in pair}
+    held.discard("")
+    return {
+        language: [
+            (en, x)
+            for en, x in pairs
+            if normalize_text(en) not in held and normalize_text(x) not in held
+        ]
+        for language, pairs in pairs_by_language.items()
+    }
+
+
+def split_held_out(pairs_by_language, n_test, languages=None, seed=0, min_chars=4, candidates=None):
+    """Hold out `n_test` English strings translated into every evaluation language.
+
+    Candidates are English strings of at least `min_chars` characters that have a translation in
+    every language of `languages` (default: all keys), restricted to `candidates` when given (e.g.
+    the sentence-like strings of some sources only); `n_test` of them are drawn with
+    `numpy.random.default_rng(seed)`. Every pair that touches a held-out English string or any
+    of its translations (see `drop_held_out`) leaves the training pairs, in every language.
+
+    Returns:
+        `(train, test)`: `train` is `{language: [(english, translation), ...]}` for every language
+        in `pairs_by_language`; `test` is `{language: [(english, translation), ...]}` for the
+        evaluation languages, aligned on the sorted held-out English strings (the first
+        translation of each string is used).
+    """
+    import numpy as np
+
+    languages = list(pairs_by_language) if languages is None else list(languages)
+    missing = [lang for lang in languages if lang not in pairs_by_language]
+    if missing:
+        raise ValueError(
+            f"`languages` must be keys of `pairs_by_language`. Received: languages={languages} "
+            f"(missing {missing})"
+        )
+    if n_test < 1:
+        raise ValueError(f"`n_test` must be a positive integer. Received: n_test={n_test}")
+    first = {lang: {} for lang in languages}
+    for lang in languages:
+        for en, x in pairs_by_language[lang]:
+            first[lang].setdefault(en, x)
+    common = set.intersection(*(set(table) for table in first.values())) if languages else set()
+    if candidates is not None:
+        common &= set(candidates)
+    common = sorted(s for s in common if len(s) >= min_chars)
+    if not common:
+        raise ValueError(
+            f"No English string of at least {min_chars} characters is translated into every "
+            f"language of {languages}."
+        )
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(common, size=min(n_test, len(common)), replace=False).tolist())
+    test = {lang: [(en, first[lang][en]) for en in chosen] for lang in languages}
+    chosen_set = set(chosen)
+    every_translation = {
+        lang: [(en, x) for en, x in pairs if en in chosen_set]
+        for lang, pairs in pairs_by_language.items()
+    }
+    train = drop_held_out(pairs_by_language, {**every_translation, **test})
+    return train, test

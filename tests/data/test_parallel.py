@@ -104,5 +104,106 @@ def test_load_parallel_errors():
         ValueError, match=r"No installed translation catalog for language 'xx'.*pip install django"
     ):
         parallel.load_parallel("xx", sources="django")
-    with pytest.raises(ValueError, match=r"Unknown source 'babel'"):
-        parallel.load_parallel("de", sources=("babel",))
+    with pytest.raises(ValueError, match=r"Unknown source 'weblate'"):
+        parallel.load_parallel("de", sources=("weblate",))
+
+
+def test_more_installed_sources():
+    """sphinx, pycountry and babel (requirements-data.txt) give more pairs per language."""
+    counts = {
+        source: len(parallel.load_parallel(["zh_CN"], sources=(source,))["zh_CN"])
+        for source in ("sphinx", "pycountry", "babel")
+    }
+    # Measured: sphinx 868, pycountry 5,120, babel 1,386 (counts depend on package versions).
+    assert 500 < counts["sphinx"] < 1500 and 4000 < counts["pycountry"] < 7000
+    assert 1000 < counts["babel"] < 2000
+    babel_de = dict(parallel.load_parallel("de", sources="babel")["de"])
+    assert babel_de["Germany"] == "Deutschland" and babel_de["French"] == "Französisch"
+    pycountry_fr = dict(parallel.load_parallel("fr", sources="pycountry")["fr"])
+    assert pycountry_fr["Germany"] == "Allemagne"
+    every = parallel.load_parallel(["de"], sources=parallel.SOURCES)["de"]
+    assert len(every) == len(set(every)) > len(babel_de) + len(pycountry_fr) // 2
+
+
+def test_read_parallel_file(tmp_path):
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("Save\tSpeichern\n\nOpen file\tDatei öffnen\nEmpty\t\n", encoding="utf-8")
+    assert parallel.read_parallel_file(tsv) == [
+        ("Save", "Speichern"),
+        ("Open file", "Datei öffnen"),
+    ]
+    csv_file = tmp_path / "pairs.csv"
+    csv_file.write_text(
+        'id,fr,en\n1,"Ouvrir, vite",Open quickly\n2,Fermer,Close\n', encoding="utf-8"
+    )
+    assert parallel.read_parallel_file(
+        csv_file, source_column="en", target_column="fr", skip_header=True
+    ) == [("Open quickly", "Ouvrir, vite"), ("Close", "Fermer")]
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text(
+        '{"source": "Run", "target": "Ausführen"}\n{"en": 1, "x": 2}\n', encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match=r"Line 2 of pairs.jsonl has no key 'source' or 'target'"):
+        parallel.read_parallel_file(jsonl)
+    jsonl.write_text('{"source": "Run", "target": "Ausführen"}\n', encoding="utf-8")
+    assert parallel.read_parallel_file(jsonl) == [("Run", "Ausführen")]
+    with pytest.raises(
+        ValueError, match=r"Row 1 of short.tsv has 1 column\(s\); expected at least 2"
+    ):
+        (tmp_path / "short.tsv").write_text("only\n")
+        parallel.read_parallel_file(tmp_path / "short.tsv")
+    with pytest.raises(FileNotFoundError, match=r"path='.*missing.tsv'"):
+        parallel.read_parallel_file(tmp_path / "missing.tsv")
+
+
+def test_normalize_text():
+    assert parallel.normalize_text("Save As…") == "saveas"
+    assert parallel.normalize_text("&Open  File!") == "openfile"
+    assert parallel.normalize_text("保存（S）") == "保存s"
+
+
+def test_split_held_out_no_leak():
+    pairs = {
+        "de": [
+            ("Save file", "Datei speichern"),
+            ("Open file", "Datei öffnen"),
+            ("Close", "Schließen"),
+            ("Save file…", "Speichern…"),
+            ("Quit now", "Beenden"),
+        ],
+        "fr": [
+            ("Save file", "Enregistrer"),
+            ("Open file", "Ouvrir"),
+            ("Quit now", "Quitter"),
+            ("Exit", "Quitter"),
+        ],
+        "ja": [("save FILE", "保存"), ("Datei speichern", "x"), ("Other", "保存")],
+    }
+    train, test = parallel.split_held_out(pairs, n_test=1, languages=["de", "fr"], seed=0)
+    # Candidates (in both de and fr, >= 4 chars): "Open file", "Quit now", "Save file".
+    held = test["de"][0][0]
+    assert held in {"Open file", "Quit now", "Save file"} and test["fr"][0][0] == held
+    assert list(test) == ["de", "fr"] and set(train) == {"de", "fr", "ja"}
+    keys = {parallel.normalize_text(s) for lang in test for pair in test[lang] for s in pair}
+    for kept in train.values():
+        for en, x in kept:
+            assert (
+                parallel.normalize_text(en) not in keys and parallel.normalize_text(x) not in keys
+            )
+    # seed 0 holds out "Save file": its variants leave every language ("Save file…" by
+    # normalisation, "save FILE" by case, the ja pair whose English is a held-out translation).
+    assert held == "Save file"
+    assert train["de"] == [
+        ("Open file", "Datei öffnen"),
+        ("Close", "Schließen"),
+        ("Quit now", "Beenden"),
+    ]
+    assert train["ja"] == [("Other", "保存")]
+    # seed 1 holds out "Quit now": fr "Exit" goes too, its translation is the held-out "Quitter".
+    train, test = parallel.split_held_out(pairs, n_test=1, languages=["de", "fr"], seed=1)
+    assert test == {"de": [("Quit now", "Beenden")], "fr": [("Quit now", "Quitter")]}
+    assert train["fr"] == [("Save file", "Enregistrer"), ("Open file", "Ouvrir")]
+    with pytest.raises(ValueError, match=r"`languages` must be keys.*missing \['xx'\]"):
+        parallel.split_held_out(pairs, 1, languages=["de", "xx"])
+    with pytest.raises(ValueError, match=r"No English string of at least 40 characters"):
+        parallel.split_held_out(pairs, 1, languages=["de"], min_chars=40)

@@ -1,0 +1,61 @@
+"""Embedded default teachers (keras_kd.models.embedded): split hash, card checks, safe loading."""
+
+import hashlib
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_kd.models import embedded
+from keras_kd.models.ngram import build_ngram_bag
+
+
+def test_split_sha256_hand_computed():
+    # Column 1: 2 texts; column 2: 2 labels. Length (8 bytes LE), then each item's text + 0x1F.
+    expected = hashlib.sha256(
+        (2).to_bytes(8, "little") + "好\x1fbad\x1f".encode() + (2).to_bytes(8, "little") + b"1\x1f0\x1f"
+    ).hexdigest()
+    assert embedded.split_sha256(["好", "bad"], [1, 0]) == expected
+    assert embedded.split_sha256(np.array(["好", "bad"], dtype=object), np.array([1, 0], "int32")) == expected
+    # Moving an item between columns changes the digest.
+    assert embedded.split_sha256(["好"], ["bad"]) != embedded.split_sha256(["好", "bad"], [])
+
+
+@pytest.fixture
+def teacher_dir(tmp_path):
+    model = build_ngram_bag(sequence_length=5, buckets=32)
+    model.save(str(tmp_path / "teacher.keras"))
+    embedded.write_card(str(tmp_path), "teacher.keras", data_sha256="ab" * 32, command="make teacher",
+                        accuracy={"test": 0.5})
+    return tmp_path, model
+
+
+def test_card_round_trip_and_load(teacher_dir):
+    directory, model = teacher_dir
+    card = json.loads((directory / "card.json").read_text())
+    assert card["model_sha256"] == hashlib.sha256((directory / "teacher.keras").read_bytes()).hexdigest()
+    loaded, card = embedded.load_embedded_teacher(str(directory), data_sha256="ab" * 32)
+    ids = np.array([[3, 4, 5, 0, 0]], "int32")
+    np.testing.assert_allclose(loaded.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6)
+    assert card["accuracy"] == {"test": 0.5}
+
+
+def test_other_data_split_is_refused(teacher_dir):
+    directory, _ = teacher_dir
+    with pytest.raises(ValueError, match="trained on another data split .* Rebuild it for this split with: make teacher"):
+        embedded.load_embedded_teacher(str(directory), data_sha256="cd" * 32)
+
+
+def test_changed_model_file_is_refused(teacher_dir):
+    directory, _ = teacher_dir
+    with open(directory / "teacher.keras", "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(ValueError, match="the file changed. Rebuild it with: make teacher"):
+        embedded.load_embedded_teacher(str(directory))
+
+
+def test_missing_card(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No embedded teacher card"):
+        embedded.read_card(str(tmp_path))
+    keras.utils.clear_session()

@@ -27,6 +27,7 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_kd import _keras_compat as compat
 from keras_kd.data import keys
 
 # BERT's basic tokenizer splits on whitespace (dropped), and on punctuation and CJK ideographs (kept
@@ -86,8 +87,7 @@ class SequenceTokenizer(keras.layers.Layer):
         self.sequence_length = sequence_length
         self.add_special_tokens = bool(add_special_tokens)
         # Strings are not tensors Keras can autocast: pass them through untouched.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        compat.accept_string_inputs(self)
         self.built = True
 
     pad_id = 0

@@ -20,8 +20,8 @@ The artifact loads with `tf.saved_model.load` and serves without keras or keras-
 
 import keras
 import tensorflow as tf
-from keras.src.export.export_utils import get_input_signature, make_tf_tensor_spec
 
+from keras_kd import _keras_compat as compat
 from keras_kd.teachers.base import as_output_dict
 
 SERVING_SIGNATURE = "serving_default"
@@ -58,10 +58,10 @@ def input_signature(model, signature=None):
     or a structure of them); specs without a name are named after their position or dict key.
     """
     if signature is None:
-        signature = get_input_signature(model)
+        signature = compat.input_signature(model)
         if isinstance(signature, (list, tuple)) and len(signature) == 1:
             signature = signature[0]
-    specs = tf.nest.map_structure(lambda x: make_tf_tensor_spec(x, dynamic_batch=True), signature)
+    specs = tf.nest.map_structure(lambda x: compat.tensor_spec(x, dynamic_batch=True), signature)
     if isinstance(specs, dict):
         return {key: tf.TensorSpec(spec.shape, spec.dtype, name=key) for key, spec in specs.items()}
     if isinstance(specs, (list, tuple)):
@@ -109,20 +109,68 @@ def serving_outputs(logits, class_names=None):
     return outputs
 
 
-def _check_class_names(class_names, model):
+def dummy_inputs(specs):
+    """Zeros shaped like `specs` (batch 1, unknown lengths 1), structured like the model's inputs."""
+
+    def zeros(spec):
+        shape = [1] + [1 if dim is None else dim for dim in spec.shape[1:]]
+        if spec.dtype == tf.string:
+            return tf.constant("", shape=shape)
+        return tf.zeros(shape, spec.dtype)
+
+    return tf.nest.map_structure(zeros, specs)
+
+
+def num_classes(model, specs):
+    """The size of the logits' class axis: static when known, else from one call on zeros."""
+    functional = compat.functional_graph(model)
+    if functional is not None:
+        try:
+            dim = as_output_dict(functional.output)["logits"].shape[-1]
+        except (AttributeError, ValueError, KeyError):
+            dim = None
+        if dim is not None:
+            return int(dim)
+    try:
+        return int(student_logits(model, dummy_inputs(specs)).shape[-1])
+    except Exception:  # a model that cannot run on zeros: nothing to compare with
+        return None
+
+
+def _check_class_names(class_names, model, specs):
     if class_names is None:
         return None
+    if isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__len__"):
+        raise TypeError(
+            f"`class_names` must be a list of names, one per class. Received: class_names={class_names!r}"
+        )
     class_names = [str(name) for name in class_names]
-    try:
-        num_classes = as_output_dict(model.output)["logits"].shape[-1]
-    except (AttributeError, ValueError, KeyError):
-        num_classes = None
-    if num_classes is not None and len(class_names) != num_classes:
+    classes = num_classes(model, specs)
+    if classes is not None and len(class_names) != classes:
         raise ValueError(
-            f"`class_names` must have one name per class ({num_classes}). "
+            f"`class_names` must have one name per class ({classes}). "
             f"Received: class_names={class_names} ({len(class_names)} names)"
         )
     return class_names
+
+
+def prepare_folder(path, overwrite):
+    """Refuse a non-empty export folder (stale files would mix with the new export) unless `overwrite`.
+
+    With `overwrite=True` the folder is deleted first. A file at `path` is refused.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        raise FileExistsError(f"`path` must be a folder for the SavedModel, but {path!r} is a file.")
+    if os.path.isdir(path) and os.listdir(path):
+        if not overwrite:
+            raise FileExistsError(
+                f"The export folder {path!r} is not empty ({len(os.listdir(path))} entries): files of an "
+                "earlier export would be kept next to the new one. Pass `overwrite=True` to replace it, "
+                "or choose an empty folder."
+            )
+        shutil.rmtree(path)
+    return path
 
 
 def _positional(specs):
@@ -155,9 +203,7 @@ def build_archive(model, endpoints, also_track=()):
         archive.track(resource)
     # Keras lists its own `Variable` wrappers here, which the checkpoint would store a second time
     # next to the tf.Variables the endpoints read: list the tf.Variables, so each is written once.
-    for collection in ("variables", "trainable_variables", "non_trainable_variables"):
-        tracked = getattr(archive._tf_trackable, collection)
-        setattr(archive._tf_trackable, collection, [getattr(v, "value", v) for v in tracked])
+    compat.replace_archive_variables(archive, lambda tracked: [getattr(v, "value", v) for v in tracked])
     for name, (fn, signature) in endpoints.items():
         archive.add_endpoint(name, fn, input_signature=signature)
     return archive
@@ -171,6 +217,7 @@ def saved_model(
     preprocessor=None,
     class_names=None,
     text_input_name=TEXT_INPUT,
+    overwrite=False,
     verbose=False,
 ):
     """Write the student as a SavedModel at `path` whose `serving_default` returns logits, probabilities, labels.
@@ -187,14 +234,18 @@ def saved_model(
             object, or its TF attributes when it is a plain Python object) are tracked and saved. The signature then takes raw strings, e.g. `keras_kd.data.text.WordPieceTokenizer`.
         class_names: optional list of class names; adds the `label_names` output.
         text_input_name: the signature's input name for raw strings (with `preprocessor`).
+        overwrite: replace a non-empty folder at `path` (default: refuse it, so no stale file of an
+            earlier export is kept next to the new one).
         verbose: print the endpoints Keras wrote.
 
     Returns:
         `path`, as a string. Load with `tf.saved_model.load(path).signatures["serving_default"]`.
     """
     student = student_model(model)
-    class_names = _check_class_names(class_names, student)
     specs = input_signature(student, signature)
+    class_names = _check_class_names(class_names, student, specs)
+    if not overwrite:
+        prepare_folder(path, overwrite=False)  # refuse before the (slow) trace
 
     def serve_inputs(*args):
         return serving_outputs(
@@ -220,5 +271,5 @@ def saved_model(
         )
     endpoints[INPUTS_ENDPOINT] = (serve_inputs, _positional(specs))
     archive = build_archive(student, endpoints, also_track=_trackables(preprocessor))
-    archive.write_out(str(path), verbose=verbose)
+    archive.write_out(prepare_folder(path, overwrite), verbose=verbose)
     return str(path)

@@ -1,0 +1,280 @@
+"""Search the temperature, alpha and distillation loss on cached teacher outputs (KerasTuner).
+
+Every trial trains a fresh student with `Distiller(student, teacher=None)` on a dataset that
+already carries the teacher's outputs (`keras_kd.data.cache_teacher_outputs`, possibly with K
+augmented views): a 16-trial search costs about 16 student trainings and **zero** extra teacher
+passes. The search space is `temperatures × alphas × losses` (losses without a temperature, e.g.
+`"mse_logits"`, ignore it); the objective is the student's validation metric.
+
+```python
+from keras_kd import tune
+
+result = tune.search(build_student, cached_train, validation_data=(x_val, y_val), max_trials=16,
+                     epochs=5, log_dir="runs/tune")   # log_dir: TensorBoard's HParams dashboard
+print(result.to_markdown())
+distiller_kwargs = result.best_distiller_kwargs()     # {"distillation_loss": ..., "alpha": ...}
+```
+
+Needs `pip install "keras-kd[tune]"` (KerasTuner).
+"""
+
+import dataclasses
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+from keras_kd import defaults
+from keras_kd import losses as kd_losses
+from keras_kd.data import keys
+
+#: Default search space (the defaults' neighbourhood; see docs/guides/augmentation-and-tuning.md).
+TEMPERATURES = (1.0, 2.0, 4.0)
+ALPHAS = (0.5, 0.7, 0.9, 1.0)
+LOSSES = ("kl", "dist", "js")
+TUNERS = ("random", "grid", "bayesian")
+
+
+def _keras_tuner():
+    try:
+        import keras_tuner
+    except ImportError as error:
+        raise ImportError(
+            'keras_kd.tune needs KerasTuner: pip install "keras-kd[tune]" (or pip install keras-tuner).'
+        ) from error
+    return keras_tuner
+
+
+def make_loss(name, temperature):
+    """The registered loss `name`, at `temperature` when it has one."""
+    loss = kd_losses.get(name)
+    if getattr(loss, "temperature", None) is None:
+        return loss
+    return kd_losses.get(name, temperature=float(temperature))
+
+
+def _check_space(values, name, check):
+    values = tuple(values)
+    if not values:
+        raise ValueError(f"`{name}` must hold at least one value. Received: {name}={values}")
+    for value in values:
+        check(value)
+    return values
+
+
+def _check_cached(train_data):
+    """Refuse training data without cached teacher outputs: a trial must never call a teacher."""
+    import tensorflow as tf
+
+    if not isinstance(train_data, tf.data.Dataset):
+        raise TypeError(
+            "`train_data` must be a tf.data.Dataset carrying cached teacher outputs "
+            "(see keras_kd.data.cache_teacher_outputs). "
+            f"Received: train_data of type {type(train_data).__name__}"
+        )
+    spec = train_data.element_spec
+    x = spec[0] if isinstance(spec, tuple) else spec
+    if not (isinstance(x, dict) and keys.TEACHER_OUTPUTS in x):
+        raise ValueError(
+            f"`train_data` must carry cached teacher outputs under x[{keys.TEACHER_OUTPUTS!r}] so that trials "
+            "never run the teacher: build it with keras_kd.data.cache_teacher_outputs(teacher, dataset, ...). "
+            f"Received an element spec without them: {spec}"
+        )
+
+
+@dataclasses.dataclass
+class TuneResult:
+    """What `search` found: one row per trial (best first) and the KerasTuner tuner."""
+
+    rows: list
+    objective: str
+    tuner: object = None
+    seconds: float = 0.0
+
+    @property
+    def best(self):
+        """The best trial's row: `{"trial", "loss", "temperature", "alpha", <objective>, "seconds"}`."""
+        return self.rows[0]
+
+    def best_distiller_kwargs(self):
+        """`Distiller` keyword arguments of the best trial."""
+        best = self.best
+        return {"distillation_loss": make_loss(best["loss"], best["temperature"]), "alpha": best["alpha"]}
+
+    def to_markdown(self):
+        """The trials as a Markdown table, best first."""
+        header = f"| trial | loss | temperature | alpha | {self.objective} | seconds |\n|---|---|---:|---:|---:|---:|"
+        lines = [
+            f"| {r['trial']} | `{r['loss']}` | {r['temperature']:g} | {r['alpha']:g} | "
+            f"{r[self.objective]:.4f} | {r['seconds']:.1f} |"
+            for r in self.rows
+        ]
+        return "\n".join([header, *lines])
+
+
+def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, learning_rate, metrics, jit_compile):
+    from keras_kd.distiller import Distiller
+
+    class DistillationHyperModel(kt.HyperModel):
+        """One Distiller per trial; `fit` times each trial (trials run in order)."""
+
+        fit_seconds = []
+
+        def fit(self, hp, model, *args, **kwargs):
+            start = time.perf_counter()
+            history = model.fit(*args, **kwargs)
+            self.fit_seconds.append(time.perf_counter() - start)
+            return history
+
+        def build(self, hp):
+            temperature = hp.Choice("temperature", list(temperatures))
+            alpha = hp.Choice("alpha", list(alphas))
+            loss_name = hp.Choice("loss", list(losses))
+            distiller = Distiller(
+                student=build_student(), teacher=None, distillation_loss=make_loss(loss_name, temperature), alpha=alpha
+            )
+            opt = keras.optimizers.get(optimizer) if isinstance(optimizer, str) else optimizer.__class__.from_config(
+                optimizer.get_config()
+            )
+            if learning_rate is not None:
+                opt.learning_rate = learning_rate
+            distiller.compile(optimizer=opt, metrics=list(metrics), jit_compile=jit_compile)
+            return distiller
+
+    return DistillationHyperModel()
+
+
+def search(
+    build_student,
+    train_data,
+    validation_data,
+    *,
+    temperatures=TEMPERATURES,
+    alphas=ALPHAS,
+    losses=LOSSES,
+    max_trials=16,
+    epochs=5,
+    tuner="random",
+    objective="val_accuracy",
+    optimizer="adam",
+    learning_rate=None,
+    metrics=("accuracy",),
+    seed=None,
+    directory=None,
+    project_name="keras_kd_tune",
+    log_dir=None,
+    jit_compile="auto",
+    verbose=0,
+):
+    """Search T, alpha and the distillation loss; each trial trains a student on cached outputs.
+
+    Args:
+        build_student: a function `() -> keras.Model` returning a FRESH student (logits) per call.
+        train_data: a `tf.data.Dataset` from `cache_teacher_outputs` (it must carry the teacher's
+            outputs: trials never run a teacher).
+        validation_data: what `fit(validation_data=...)` takes, with labels: `(x, y)` or a dataset.
+        temperatures, alphas, losses: the search space (registered loss names).
+        max_trials: number of trials (the grid has `len(temperatures) · len(alphas) · len(losses)`).
+        epochs: student epochs per trial.
+        tuner: `"random"`, `"grid"` or `"bayesian"` (KerasTuner's RandomSearch, GridSearch,
+            BayesianOptimization).
+        objective: the validation metric to maximize (`"val_accuracy"`).
+        optimizer, learning_rate, metrics, jit_compile: for each trial's `compile`.
+        seed: the tuner's seed (which trials are drawn).
+        directory, project_name: where KerasTuner keeps its trials (default: a temporary folder).
+        log_dir: a TensorBoard log folder; each trial is logged with its hyperparameters, so
+            TensorBoard's HParams dashboard compares them.
+        verbose: passed to `fit`.
+
+    Returns:
+        A `TuneResult` (`rows` best first, `to_markdown()`, `best_distiller_kwargs()`).
+    """
+    kt = _keras_tuner()
+    if not callable(build_student):
+        raise TypeError(
+            f"`build_student` must be a function returning a fresh student model. Received: {build_student!r}"
+        )
+    _check_cached(train_data)
+    temperatures = _check_space(temperatures, "temperatures", lambda t: kd_losses.logits.check_temperature(t))
+    alphas = _check_space(alphas, "alphas", _check_alpha)
+    losses = _check_space(losses, "losses", _check_loss_name)
+    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
+        raise ValueError(f"`max_trials` must be a positive integer. Received: max_trials={max_trials!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"`epochs` must be a positive integer. Received: epochs={epochs!r}")
+    if tuner not in TUNERS:
+        raise ValueError(f"`tuner` must be one of {TUNERS}. Received: tuner={tuner!r}")
+
+    hypermodel = _hypermodel(
+        kt, build_student, temperatures, alphas, losses, optimizer, learning_rate, metrics, jit_compile
+    )
+    directory = directory or tempfile.mkdtemp(prefix="keras_kd_tune_")
+    common = dict(
+        objective=kt.Objective(objective, direction="max"),
+        max_trials=max_trials,
+        seed=seed,
+        directory=directory,
+        project_name=project_name,
+        overwrite=True,
+    )
+    tuner_class = {"random": kt.RandomSearch, "grid": kt.GridSearch, "bayesian": kt.BayesianOptimization}[tuner]
+    search_tuner = tuner_class(hypermodel, **common)
+    hypermodel.fit_seconds = []
+    callbacks = []
+    if log_dir is not None:
+        os.makedirs(log_dir, exist_ok=True)
+        callbacks.append(keras.callbacks.TensorBoard(log_dir))  # KerasTuner logs one run + hparams per trial
+    start = time.perf_counter()
+    search_tuner.search(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    order = list(search_tuner.oracle.trials)  # trial ids in the order they ran
+    rows = []
+    for trial in search_tuner.oracle.get_best_trials(num_trials=max_trials):
+        score = trial.score
+        if score is None:
+            continue
+        values = trial.hyperparameters.values
+        rows.append(
+            {
+                "trial": trial.trial_id,
+                "loss": values["loss"],
+                "temperature": float(values["temperature"]),
+                "alpha": float(values["alpha"]),
+                objective: float(score),
+                "seconds": _seconds(hypermodel.fit_seconds, order, trial.trial_id),
+            }
+        )
+    if not rows:
+        raise RuntimeError("No trial finished: see KerasTuner's logs in " + directory)
+    return TuneResult(rows=rows, objective=objective, tuner=search_tuner, seconds=seconds)
+
+
+def _check_alpha(alpha):
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"`alpha` must be in [0, 1]. Received: alpha={alpha}")
+
+
+def _check_loss_name(name):
+    if name not in kd_losses.registered_names():
+        raise ValueError(
+            f"Unknown distillation loss {name!r}. Registered losses: {sorted(kd_losses.registered_names())}"
+        )
+
+
+def _seconds(fit_seconds, order, trial_id):
+    index = order.index(trial_id)
+    return float(fit_seconds[index]) if index < len(fit_seconds) else float("nan")
+
+
+def default_row(rows, objective="val_accuracy"):
+    """The row of the library defaults (`DEFAULT_LOSS`, `DEFAULT_TEMPERATURE`, `DEFAULT_ALPHA`) if searched."""
+    for row in rows:
+        if (
+            row["loss"] == defaults.DEFAULT_LOSS
+            and np.isclose(row["temperature"], defaults.DEFAULT_TEMPERATURE)
+            and np.isclose(row["alpha"], defaults.DEFAULT_ALPHA)
+        ):
+            return row
+    return None

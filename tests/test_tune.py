@@ -1,0 +1,95 @@
+"""keras_kd.tune: T / alpha / loss search on cached teacher outputs (KerasTuner)."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+pytest.importorskip("keras_tuner")
+
+from keras_kd import defaults, tune  # noqa: E402
+from keras_kd.data import with_teacher_outputs  # noqa: E402
+
+
+def _student():
+    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+
+
+def _task():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8)).astype("float32")
+    w = rng.normal(size=(8, 3)).astype("float32")
+    teacher_logits = 3.0 * x @ w
+    y = teacher_logits.argmax(-1).astype("int32")
+    cached = with_teacher_outputs(x[:64], teacher_logits[:64], y[:64], batch_size=32)
+    return cached, (x[64:], y[64:])
+
+
+def test_two_trials_on_cached_outputs(tmp_path):
+    cached, validation = _task()
+    result = tune.search(
+        _student,
+        cached,
+        validation,
+        temperatures=(1.0, 2.0),
+        alphas=(0.5, 1.0),
+        losses=("kl", "mse_logits"),
+        max_trials=2,
+        epochs=1,
+        seed=0,
+        directory=str(tmp_path / "trials"),
+        log_dir=str(tmp_path / "tb"),
+        jit_compile=False,
+    )
+    assert len(result.rows) == 2
+    scores = [row["val_accuracy"] for row in result.rows]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    for row in result.rows:
+        assert row["loss"] in ("kl", "mse_logits") and row["temperature"] in (1.0, 2.0)
+        assert row["alpha"] in (0.5, 1.0) and row["seconds"] > 0
+    table = result.to_markdown()
+    assert table.splitlines()[0] == "| trial | loss | temperature | alpha | val_accuracy | seconds |"
+    assert len(table.splitlines()) == 4
+    kwargs = result.best_distiller_kwargs()
+    assert kwargs["alpha"] == result.best["alpha"]
+    # TensorBoard: one folder per trial with its hyperparameters (HParams dashboard).
+    logged = [f for _, _, files in os.walk(tmp_path / "tb") for f in files if "tfevents" in f]
+    assert logged
+
+
+def test_make_loss_sets_temperature_only_where_it_exists():
+    assert float(keras.ops.convert_to_numpy(tune.make_loss("kl", 2.0).temperature)) == 2.0
+    assert getattr(tune.make_loss("mse_logits", 2.0), "temperature", None) is None
+
+
+def test_default_row_finds_the_defaults():
+    rows = [
+        {"loss": "js", "temperature": 1.0, "alpha": 0.5, "val_accuracy": 0.9},
+        {
+            "loss": defaults.DEFAULT_LOSS,
+            "temperature": defaults.DEFAULT_TEMPERATURE,
+            "alpha": defaults.DEFAULT_ALPHA,
+            "val_accuracy": 0.8,
+        },
+    ]
+    assert tune.default_row(rows) is rows[1]
+    assert tune.default_row(rows[:1]) is None
+
+
+def test_bad_arguments_fail_before_any_trial():
+    cached, validation = _task()
+    uncached = tf.data.Dataset.from_tensor_slices((validation[0], validation[1])).batch(8)
+    with pytest.raises(ValueError, match="must carry cached teacher outputs"):
+        tune.search(_student, uncached, validation)
+    with pytest.raises(TypeError, match="must be a tf.data.Dataset"):
+        tune.search(_student, validation, validation)
+    with pytest.raises(ValueError, match=r"`alpha` must be in \[0, 1\]. Received: alpha=1.5"):
+        tune.search(_student, cached, validation, alphas=(0.5, 1.5))
+    with pytest.raises(ValueError, match="Unknown distillation loss 'nope'"):
+        tune.search(_student, cached, validation, losses=("kl", "nope"))
+    with pytest.raises(ValueError, match="`max_trials` must be a positive integer"):
+        tune.search(_student, cached, validation, max_trials=0)
+    with pytest.raises(ValueError, match="`tuner` must be one of"):
+        tune.search(_student, cached, validation, tuner="hyperband")

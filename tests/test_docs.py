@@ -161,6 +161,29 @@ def test_no_internal_wording_or_machine_paths():
     assert not problems, "\n".join(problems)
 
 
+# ---------------------------------------------------------------- the command-line page
+def _subparsers():
+    import argparse
+
+    from keras_kd.cli import main as cli_main
+
+    parser = cli_main.build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_cli_page_lists_every_command_and_only_real_options():
+    text = (DOCS / "cli.md").read_text()
+    subparsers = _subparsers()
+    table = re.findall(r"^\| `keras-kd (\w+)", text, re.M)
+    assert sorted(table) == sorted(subparsers), "docs/cli.md's table must list every `keras-kd` sub-command"
+    unknown = []
+    for command, options in re.findall(r"^keras-kd (\w+)([^\n]*)", text.replace("\\\n", " "), re.M):
+        known = {flag for action in subparsers[command]._actions for flag in action.option_strings}
+        unknown += [f"keras-kd {command} {flag}" for flag in re.findall(r"(?<!\S)(--[\w-]+)", options) if flag not in known]
+    assert not unknown, unknown
+
+
 # ---------------------------------------------------------------- generated content
 def test_results_pages_and_readme_blocks_are_current():
     tables = _load("make_results_table", ROOT / "examples" / "make_results_table.py")

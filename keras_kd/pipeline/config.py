@@ -401,6 +401,12 @@ class DataConfig(Section):
                               f"source's keys. Received: {prefix}.kwargs={self.kwargs!r}")
 
 
+def _default(name):
+    from keras_kd import defaults
+
+    return float(getattr(defaults, name))
+
+
 def _schedule_check(key):
     def accept(v):
         return v is None or isinstance(v, dict)
@@ -412,8 +418,8 @@ class DistillationConfig(Section):
     NAME = "distillation"
     FIELDS = {
         "loss": ("kl", STRING_OR_MAPPING),
-        "temperature": (None, optional(number(0, low_open=True))),
-        "alpha": (None, optional(number(0.0, 1.0))),
+        "temperature": (lambda: _default("DEFAULT_TEMPERATURE"), number(0, low_open=True)),
+        "alpha": (lambda: _default("DEFAULT_ALPHA"), number(0.0, 1.0)),
         "feature_losses": (list, list_of(MAPPING)),
         "temperature_schedule": (None, _schedule_check("temperature_schedule")),
         "alpha_schedule": (None, _schedule_check("alpha_schedule")),
@@ -424,13 +430,9 @@ class DistillationConfig(Section):
     def validate(self, prefix):
         import keras
 
-        from keras_kd import defaults, losses
+        from keras_kd import losses
         from keras_kd.losses.features import FeatureLoss
 
-        if self.temperature is None:
-            self.temperature = float(defaults.DEFAULT_TEMPERATURE)
-        if self.alpha is None:
-            self.alpha = float(defaults.DEFAULT_ALPHA)
         for key in ("temperature_schedule", "alpha_schedule"):
             if getattr(self, key) is not None:
                 self._check_schedule(key, prefix)

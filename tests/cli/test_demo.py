@@ -1,4 +1,4 @@
-"""`keras-kd demo --quick`: the user's first command, end to end on a small slice."""
+"""`keras-kd demo`: the bundled demo config through the one pipeline; `--quick` end to end (large)."""
 
 import glob
 import os
@@ -8,7 +8,43 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from keras_kd.cli import main
 
-pytest.importorskip("snownlp")
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "configs", "demo.yaml")
+
+
+def _calls(monkeypatch, argv):
+    from keras_kd import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "run_config", lambda config, **kwargs: calls.append((config, kwargs)))
+    assert main.main(argv) == 0
+    return calls
+
+
+def test_demo_is_the_bundled_config_run_like_distill(monkeypatch, tmp_path):
+    """`keras-kd demo --quick` and `keras-kd distill --config examples/configs/demo.yaml --quick` run the same
+    validated config (same seed, epochs, sizes) through the same function."""
+    common = ["--quick", "--seed", "3", "--run-name", "x", "--output-dir", str(tmp_path), "--runs-dir", str(tmp_path)]
+    (demo_config, demo_kwargs), = _calls(monkeypatch, ["demo", *common])
+    (distill_config, distill_kwargs), = _calls(monkeypatch, ["distill", "--config", EXAMPLE, *common])
+    assert demo_config.to_dict() == distill_config.to_dict()
+    assert demo_config.seed == 3 and demo_config.training.epochs == 1 and demo_config.data.max_examples == 768
+    assert demo_kwargs["output_dir"] == distill_kwargs["output_dir"] and not demo_kwargs["smoke"]
+    (full, _), = _calls(monkeypatch, ["demo", "--run-name", "y"])
+    assert full.seed == 0 and full.teacher.train_epochs == 4 and full.baseline.epochs == 5
+    assert full.student.kwargs["embed_dim"] == 8 and full.data.augment["copies"] == 4
+
+
+@pytest.mark.large
+def test_demo_and_distill_give_the_same_numbers(tmp_path):
+    pytest.importorskip("snownlp")
+    from keras_kd import pipeline
+
+    kwargs = dict(quick=True, seed=0, output_dir=str(tmp_path / "o"), runs_dir=str(tmp_path / "r"), verbose=0)
+    demo = pipeline.run(pipeline.bundled_config("demo"), run_name="a", **kwargs)
+    distill = pipeline.run(EXAMPLE, run_name="b", **kwargs)
+    for role in ("teacher", "scratch", "distilled"):
+        assert demo.metrics[role]["accuracy"] == distill.metrics[role]["accuracy"], role
+        assert demo.metrics[role]["macro F1"] == distill.metrics[role]["macro F1"], role
 
 
 def _scalar_tags(directory):
@@ -20,6 +56,7 @@ def _scalar_tags(directory):
     return tags
 
 
+@pytest.mark.large  # ~1-2 min on 2 busy cores; the fast tests below pin that demo == distill --config
 def test_demo_quick_writes_models_report_plots_and_events(tmp_path, capsys):
     out, runs = tmp_path / "saved_models", tmp_path / "runs"
     code = main.main(["demo", "--quick", "--run-name", "t", "--output-dir", str(out), "--runs-dir", str(runs)])
@@ -36,6 +73,7 @@ def test_demo_quick_writes_models_report_plots_and_events(tmp_path, capsys):
                  "![confusion matrices](confusion_matrices.png)"):
         assert text in report, text
 
+    pytest.importorskip("snownlp")
     train_tags = _scalar_tags(str(runs / "t" / "distilled" / "train"))
     assert {"epoch_loss", "epoch_student_loss", "epoch_distillation_loss", "epoch_teacher_agreement",
             "epoch_accuracy", "epoch_temperature", "epoch_alpha", "teacher_val_accuracy", "config"} <= train_tags

@@ -28,9 +28,9 @@ def test_report_command_writes_markdown_and_plots(tmp_path, capsys):
     assert "Report:" in capsys.readouterr().out
 
 
-def test_report_needs_a_dataset(tmp_path):
-    with pytest.raises(SystemExit, match="give --config FILE.yaml or --dataset NAME"):
-        main.main(["report", "--models", "a.keras", "--output-dir", str(tmp_path)])
+def test_report_needs_a_dataset(tmp_path, capsys):
+    assert main.main(["report", "--models", "a.keras", "--output-dir", str(tmp_path)]) == 2
+    assert "keras-kd report: error: give --config FILE.yaml or --dataset NAME" in capsys.readouterr().err
 
 
 def test_model_row_values():

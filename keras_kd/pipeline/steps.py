@@ -1,0 +1,381 @@
+"""`run_config`: teacher → cache → distill → scratch baseline → compare → export → report.
+
+One code path for `keras-kd distill --config`, `keras-kd demo` (a bundled config) and Python:
+
+```python
+from keras_kd import pipeline
+
+result = pipeline.run("my.yaml", quick=True)        # or a validated RunConfig
+result.metrics["distilled"]["accuracy"], result.paths["report"]
+```
+"""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+
+from keras_kd.pipeline import report as report_lib
+from keras_kd.pipeline.config import ConfigError
+from keras_kd.pipeline.data import prepare_data
+from keras_kd.pipeline.teachers import (
+    build_from_builder,
+    ensure_logits,
+    load_model_file,
+    load_teacher,
+    outputs_of,
+)
+
+
+@dataclasses.dataclass
+class PipelineResult:
+    """What a run produced: `metrics[role]` (role: teacher, scratch, distilled; for `task: embedding`
+    retrieval scores) and `paths` (output_dir, runs_dir, report, student, saved_model, tflite files)."""
+
+    name: str
+    task: str
+    metrics: dict
+    paths: dict
+    class_names: list
+    elapsed: float
+    rows: list = dataclasses.field(default_factory=list)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _say(message, verbose):
+    if verbose:
+        print(f"\n== {message}", flush=True)
+
+
+def _strategy(name):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    from keras_kd import distribute
+
+    return distribute.get_strategy(name)
+
+
+def _dataset(x, y=None, batch_size=512, shuffle=False, seed=None):
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
+    if shuffle:
+        n = len(y) if y is not None else len(next(iter(x.values())) if isinstance(x, dict) else x)
+        data = data.shuffle(n, seed=seed)
+    return data.batch(batch_size)
+
+
+def _concat(a, b):
+    if b is None or len(b) == 0:
+        return a
+    if isinstance(a, dict):
+        return {k: np.concatenate([a[k], b[k]]) for k in a}
+    return np.concatenate([a, b])
+
+
+def _model_inputs(teacher, data, split):
+    """Inputs for the transfer set: the shared view, or {"teacher_inputs", "student_inputs"}."""
+    from keras_kd.data import keys
+
+    x_student = getattr(data, f"x_{split}")
+    if teacher.shares_student_inputs:
+        return x_student
+    return {keys.TEACHER_INPUTS: teacher.view(data, split), keys.STUDENT_INPUTS: x_student}
+
+
+def _augmentation(config, teacher, data):
+    augment = config.data.augment
+    if not augment:
+        return None, 0
+    if data.kind != "text":
+        raise ConfigError("`data.augment` perturbs token ids: it applies to text data. "
+                          f"Received: {data.kind} data.")
+    if not teacher.shares_student_inputs:
+        raise ConfigError("`data.augment` perturbs the student's token ids; this teacher reads its own inputs, so "
+                          "the two views would differ. Remove `data.augment` or give the teacher the student's "
+                          "inputs.")
+    from keras_kd.data.augment import TokenAugmentation
+
+    options = dict(augment)
+    copies = options.pop("copies", 1)
+    try:
+        return TokenAugmentation(**options, seed=config.seed), copies
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"`data.augment`: {error}") from None
+
+
+def _train_teacher(teacher, config, data, batch_size, smoke, runs_dir, verbose):
+    import keras
+
+    spec = config
+    epochs = 1 if smoke else spec.train_epochs
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(runs_dir, "teacher"), write_graph=False)]
+    has_val = len(data.y_val) > 0
+    if teacher.kind in ("preset", "transformers"):
+        from keras_kd.teachers.finetune import fine_tune_head
+
+        def view(split):
+            x = teacher.view(data, split)
+            return _dataset(x, getattr(data, f"y_{split}"), batch_size=32 if not smoke else 16)
+
+        history = keras.callbacks.History()
+        fine_tune_head(teacher.model, view("train").take(1) if smoke else view("train"), num_classes=data.num_classes,
+                       epochs=epochs, fine_tune_backbone=spec.fine_tune_backbone and not smoke,
+                       learning_rate=spec.learning_rate, validation_data=view("val") if has_val else None,
+                       callbacks=[history, *callbacks], verbose=2 if verbose else 0)
+        return history
+    model = teacher.model
+    model.compile(keras.optimizers.Adam(spec.learning_rate), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=False if smoke else "auto")
+    history = model.fit(teacher.view(data, "train"), data.y_train,
+                        validation_data=(teacher.view(data, "val"), data.y_val) if has_val else None,
+                        epochs=epochs, batch_size=batch_size, steps_per_epoch=1 if smoke else None,
+                        verbose=_fit_verbose(verbose, smoke), callbacks=callbacks)
+    model.trainable = False
+    return history
+
+
+def _fit_verbose(verbose, smoke):
+    if not verbose:
+        return 0
+    return 2 if smoke or verbose == 2 else "auto"
+
+
+def _build_student(config, data, options, name):
+    import keras
+
+    spec = config.student
+    if spec.path is not None:
+        model = load_model_file(spec.path, "student")
+        model = keras.models.clone_model(model)  # fresh weights, same architecture
+        model.name = name
+        return model
+    arguments = {"num_classes": data.num_classes or None, **data.student_encoder.model_arguments()}
+    if config.task == "embedding":  # the output width is the teacher's embedding width
+        arguments.update(num_classes=config._embedding_dim, output_dim=config._embedding_dim)
+    return build_from_builder(spec, "student", arguments, options, name=name)
+
+
+def run_config(config, smoke=False, output_dir=None, runs_dir=None, verbose=1, options=None):
+    """Run a validated `RunConfig`; returns a `PipelineResult`. See the module docstring."""
+    import keras
+
+    started = time.perf_counter()
+    options = options or config.options
+    keras.utils.set_random_seed(config.seed)
+    out_dir, run_dir = config.run_dirs(output_dir, runs_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    if config.precision != "float32":
+        keras.mixed_precision.set_global_policy(config.precision)
+    source = config.data.dataset or f"{config.data.source.format} data"
+    _say(f"{config.name}: loading {source}{' (smoke: tiny slice, 1 step)' if smoke else ''}", verbose)
+    data = prepare_data(config, smoke=smoke)
+    if verbose:
+        print(f"  {len(data.raw['train'])} train / {len(data.raw['val'])} validation / {len(data.raw['test'])} test"
+              + (f" / {len(data.raw['unlabelled'])} unlabelled" if len(data.raw["unlabelled"]) else "")
+              + " examples", flush=True)
+    if config.task == "embedding":
+        from keras_kd.pipeline.embedding import run_embedding
+
+        return run_embedding(config, data, out_dir, run_dir, smoke, verbose, options, started)
+    return _run_classification(config, data, out_dir, run_dir, smoke, verbose, options, started)
+
+
+def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options, started):
+    import keras
+
+    import keras_kd
+    from keras_kd.callbacks import DistillationTensorBoard
+    from keras_kd.data.cache import cache_teacher_outputs
+
+    training, distillation = config.training, config.distillation
+    strategy = _strategy(config.strategy)
+    specs = config.all_teachers
+    keys_of = ["teacher"] if config.teacher is not None else [f"teachers[{i}]" for i in range(len(specs))]
+    with strategy.scope():
+        teachers = [load_teacher(spec, key, data, options) for spec, key in zip(specs, keys_of, strict=True)]
+    histories = {}
+    for teacher, key in zip(teachers, keys_of, strict=True):
+        if teacher.config.train_epochs:
+            _say(f"Training the {key} ({1 if smoke else teacher.config.train_epochs} epoch(s))", verbose)
+            histories["teacher"] = _train_teacher(teacher, teacher.config, data, training.batch_size, smoke, run_dir,
+                                                  verbose)
+        ensure_logits(teacher, _first(teacher.view(data, "train"), 8), key)
+
+    online = (not config.data.cache_teacher_outputs or len(teachers) > 1 or distillation.mode != "distill"
+              or bool(distillation.feature_losses))
+    if online and not all(t.shares_student_inputs for t in teachers):
+        raise ConfigError("An online teacher (several teachers, `distillation.mode`, feature losses or "
+                          "`data.cache_teacher_outputs: false`) must read the student's inputs; remove `inputs` "
+                          "from the teacher or cache its outputs.")
+    teacher = teachers[0]
+    global_batch = training.batch_size * strategy.num_replicas_in_sync
+
+    # unlabelled rows: the teacher (ensemble) labels them and they join the transfer set
+    x_extra = y_extra = None
+    if len(data.raw["unlabelled"]):
+        logits = _ensemble_logits(teachers, config, data, "unlabelled")
+        x_extra, y_extra = _model_inputs(teacher, data, "unlabelled"), np.argmax(logits, -1).astype("int32")
+        _say(f"The teacher labels {len(y_extra)} unlabelled examples (added to the transfer set)", verbose)
+
+    augmentation, copies = _augmentation(config, teacher, data)
+    x_transfer = _concat(_model_inputs(teacher, data, "train"), x_extra)
+    y_transfer = _concat(data.y_train, y_extra)
+    if not online:
+        _say("Labelling the transfer set with the teacher (its logits cached once)"
+             + (f": {len(y_transfer)} examples + {copies} augmented copies each" if copies else ""), verbose)
+        source = _dataset(x_transfer, y_transfer, batch_size=512 if teacher.shares_student_inputs else 64)
+        if augmentation is not None:
+            from keras_kd.data.augment import expand_with_augmentations
+
+            source = expand_with_augmentations(source, augmentation, copies=copies)
+        cache_dir = config.data.cache_dir
+        train_ds = cache_teacher_outputs(teacher.model, source, batch_size=global_batch, shuffle=True, seed=config.seed,
+                                         path=os.path.join(cache_dir, "train") if cache_dir else None,
+                                         verbose=1 if verbose and not smoke and verbose != 2 else 0)
+        val_ds = cache_teacher_outputs(teacher.model, _dataset(_model_inputs(teacher, data, "val"), data.y_val, 64),
+                                       verbose=0) if len(data.y_val) else None
+    else:
+        if augmentation is not None:
+            raise ConfigError("`data.augment` needs `data.cache_teacher_outputs: true` and a single offline teacher "
+                              "(the teacher labels the augmented copies once).")
+        train_ds = _dataset(x_transfer, y_transfer, global_batch, shuffle=True, seed=config.seed)
+        val_ds = _dataset(data.x_val, data.y_val, 512) if len(data.y_val) else None
+
+    teacher_test_logits = _ensemble_logits(teachers, config, data, "test")
+    teacher_val_accuracy = (float(np.mean(np.argmax(_ensemble_logits(teachers, config, data, "val"), -1) == data.y_val))
+                            if len(data.y_val) else None)
+
+    # the scratch baseline: the same student on the labels only
+    scratch = None
+    student_epochs = 1 if smoke else training.epochs
+    if config.baseline.enabled:
+        epochs = 1 if smoke else (config.baseline.epochs or training.epochs)
+        _say(f"Training the student from scratch on the labels ({epochs} epoch(s)): the baseline", verbose)
+        keras.utils.set_random_seed(config.seed + 1)
+        with strategy.scope():
+            scratch = _build_student(config, data, options, "student_scratch")
+            scratch.compile(training.build_optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                            metrics=["accuracy"], jit_compile=False if smoke else training.jit_compile)
+        histories["scratch"] = scratch.fit(
+            data.x_train, data.y_train, validation_data=(data.x_val, data.y_val) if len(data.y_val) else None,
+            epochs=epochs, batch_size=training.batch_size, steps_per_epoch=1 if smoke else training.steps_per_epoch,
+            verbose=_fit_verbose(verbose, smoke),
+            callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "scratch"), write_graph=False)])
+
+    _say(f"Distilling into the student ({student_epochs} epoch(s))", verbose)
+    keras.utils.set_random_seed(config.seed + 1)
+    with strategy.scope():
+        student = _build_student(config, data, options, "student_distilled")
+        kwargs = dict(distillation_loss=distillation.build_loss(), alpha=distillation.alpha,
+                      feature_losses=distillation.build_feature_losses() or None)
+        if online:
+            models = [t.model for t in teachers]
+            kwargs.update(teacher=models if len(models) > 1 else models[0], mode=distillation.mode,
+                          multi_teacher=distillation.multi_teacher,
+                          student_features=config.student.features, teacher_features=teacher.config.features)
+            if len(models) > 1:
+                kwargs["teacher_weights"] = [t.config.weight for t in teachers]
+        else:
+            kwargs["teacher"] = None
+        distiller = keras_kd.Distiller(student, **kwargs)
+        distiller.compile(optimizer=training.build_optimizer(), metrics=["accuracy"],
+                          jit_compile=False if smoke else training.jit_compile)
+    callbacks = [DistillationTensorBoard(
+        log_dir=os.path.join(run_dir, "distilled"), run_name=config.name, config=config.to_dict(),
+        teacher_metrics={"val_accuracy": teacher_val_accuracy} if teacher_val_accuracy is not None else None)]
+    callbacks += [c for c in (distillation.build_scheduler("temperature_schedule"),
+                              distillation.build_scheduler("alpha_schedule")) if c is not None]
+    histories["distilled"] = distiller.fit(train_ds, validation_data=val_ds, epochs=student_epochs,
+                                           steps_per_epoch=1 if smoke else training.steps_per_epoch, shuffle=False,
+                                           verbose=_fit_verbose(verbose, smoke), callbacks=callbacks)
+
+    _say("Evaluating on the test set, exporting the student (SavedModel + TFLite), writing the report", verbose)
+    paths = {"output_dir": out_dir, "runs_dir": run_dir}
+    if config.output.save_teacher and teacher.kind in ("keras", "builder") and len(teachers) == 1:
+        paths["teacher"] = os.path.join(out_dir, "teacher.keras")
+        keras.saving.save_model(teacher.model, paths["teacher"])
+    paths["student"] = os.path.join(out_dir, "student.keras")
+    keras.saving.save_model(student, paths["student"])
+    rows = []
+    for i, t in enumerate(teachers):
+        name = "teacher" if len(teachers) == 1 else f"teacher {i}"
+        latency_example = None if t.shares_student_inputs else _first(t.view(data, "test"), 1)
+        rows.append(report_lib.model_row(name, t.model, data.x_test, data.y_test, class_names=data.class_names,
+                                         logits=teacher_test_logits if len(teachers) == 1 else
+                                         outputs_of(t.model, t.view(data, "test")),
+                                         latency_example=latency_example))
+    if scratch is not None:
+        paths["scratch"] = os.path.join(out_dir, "student_scratch.keras")
+        keras.saving.save_model(scratch, paths["scratch"])
+        rows.append(report_lib.model_row("scratch student", scratch, data.x_test, data.y_test,
+                                         class_names=data.class_names, reference_logits=teacher_test_logits))
+    rows.append(report_lib.model_row("distilled student", student, data.x_test, data.y_test,
+                                     class_names=data.class_names, reference_logits=teacher_test_logits))
+    representative = data.x_train[:256] if len(data.x_train) else None
+    exports = report_lib.export_student(
+        student, out_dir, representative_data=representative, preprocessor=data.tokenizer,
+        class_names=data.class_names, saved_model=config.export.saved_model,
+        tflite_modes=tuple(m for m in config.export.tflite if not (smoke and m == "int8")),
+    )
+    for label, path in exports.items():
+        paths["saved_model" if label == "SavedModel" else label.lower().replace(" ", "_")] = path
+    export_rows = report_lib.tflite_rows(student, exports, data.x_test, data.y_test)
+    elapsed = time.perf_counter() - started
+    t = distillation
+    notes = [
+        f"Config: {config.name} (seed {config.seed}); teacher: {', '.join(_describe(x) for x in teachers)}; "
+        f"{len(y_transfer)} transfer examples" + (f" + {copies} augmented copies each" if copies else "")
+        + (", teacher outputs cached once" if not online else f", online teacher (mode {t.mode})")
+        + f"; loss {t.loss if isinstance(t.loss, str) else t.loss.get('name')}, T={t.temperature:g}, "
+        f"alpha={t.alpha:g}.",
+    ]
+    if len(rows) >= 2 and rows[0].get("params") and rows[-1].get("params"):
+        notes.append(f"Parameter ratio teacher/student: {rows[0]['params'] / rows[-1]['params']:.1f}x.")
+    notes.append(f"Wall time {elapsed:.0f} s{' (smoke run)' if smoke else ''}.")
+    metrics = {}
+    roles = {"teacher": "teacher", "scratch student": "scratch", "distilled student": "distilled"}
+    for row in rows:
+        metrics[roles.get(row["model"], row["model"])] = {
+            k: row[k] for k in ("accuracy", "macro F1", "ECE", "teacher agreement", "params") if k in row}
+    paths["report"] = report_lib.write_report(
+        out_dir, title=f"keras-kd: {config.name}", rows=rows, export_rows=export_rows, notes=notes,
+        class_names=data.class_names, histories=histories,
+        predictions={row["model"]: (data.y_test, row.pop("_logits")) for row in rows}, runs_dir=run_dir,
+    )
+    if verbose:
+        report_lib.print_summary(rows, export_rows, out_dir, run_dir, elapsed)
+    return PipelineResult(config.name, config.task, metrics, paths, list(data.class_names), elapsed,
+                          [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+
+
+def _describe(teacher):
+    spec = teacher.config
+    return {"keras": f"{spec.path}", "saved_model": f"SavedModel {spec.path}", "preset": f"preset {spec.preset}",
+            "transformers": f"transformers {spec.transformers}", "builder": f"{spec.builder}"}[teacher.kind]
+
+
+def _first(x, n):
+    if x is None:
+        return None
+    return {k: v[:n] for k, v in x.items()} if isinstance(x, dict) else x[:n]
+
+
+def _ensemble_logits(teachers, config, data, split):
+    """The teachers' logits on a split (several teachers: their weighted mean of log-probabilities)."""
+    if len(teachers) == 1:
+        return outputs_of(teachers[0].model, teachers[0].view(data, split))
+    weights = np.asarray([t.config.weight for t in teachers], "float64")
+    weights = weights / weights.sum()
+    total = 0.0
+    for w, t in zip(weights, teachers, strict=True):
+        logits = outputs_of(t.model, t.view(data, split)).astype("float64")
+        log_p = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1, keepdims=True)) \
+            - logits.max(-1, keepdims=True)
+        total = total + w * log_p
+    return np.asarray(total, "float32")

@@ -126,3 +126,77 @@ def load_embedded_teacher(directory, data_sha256=None):
     check_card(card, directory, data_sha256)
     model = keras.saving.load_model(os.path.join(directory, card["model_file"]), safe_mode=True)
     return model, card
+
+
+def prepared_data_sha256(data):
+    """`split_sha256` of a `keras_kd.pipeline` prepared split: train, validation and test examples
+    with their labels, in that order (raw texts, before tokenization)."""
+    return split_sha256(data.raw["train"], data.y_train, data.raw["val"], data.y_val, data.raw["test"], data.y_test)
+
+
+def build_embedded_teacher(config, output, seed=None, verbose=1):
+    """Train the teacher of a pipeline config (its `builder`, `kwargs`, `train_epochs`, `learning_rate`)
+    on the config's training split and save it with its card in `output`. Returns the card.
+
+    This is the reproducible command behind an embedded teacher:
+    `python -m keras_kd.models.embedded --config demo --output saved_models/demo_teacher`.
+    """
+    import sys
+
+    import keras
+
+    from keras_kd import models, pipeline
+    from keras_kd.pipeline.data import prepare_data
+
+    path = config if os.path.isfile(str(config)) else pipeline.bundled_config(config)
+    run_config = pipeline.load_config(path)
+    spec = run_config.teacher
+    if spec is None or spec.builder is None or not spec.train_epochs:
+        raise ValueError(f"{path}: the embedded teacher is built from `teacher.builder` with `teacher.train_epochs` > 0.")
+    seed = run_config.seed if seed is None else seed
+    data = prepare_data(run_config)
+    keras.utils.set_random_seed(seed)
+    builder = models.get_builder(spec.builder)
+    model = builder(**{**data.model_arguments(), **spec.kwargs, "name": "teacher"})
+    model.compile(keras.optimizers.Adam(spec.learning_rate),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, epochs=spec.train_epochs, batch_size=run_config.training.batch_size,
+              validation_data=(data.x_val, data.y_val), verbose=verbose)
+
+    def accuracy(x, y):
+        return float(np.mean(np.argmax(model.predict(x, batch_size=1024, verbose=0), -1) == y))
+
+    os.makedirs(output, exist_ok=True)
+    model_file = "teacher.keras"
+    shipped = builder(**{**data.model_arguments(), **spec.kwargs, "name": "teacher"})  # no optimizer state
+    shipped.set_weights(model.get_weights())
+    shipped.save(os.path.join(output, model_file))
+    command = " ".join(["python -m keras_kd.models.embedded", "--config", str(config), "--output", output,
+                        "--seed", str(seed)])
+    return write_card(
+        output, model_file, data_sha256=prepared_data_sha256(data), command=command,
+        accuracy={"test": accuracy(data.x_test, data.y_test), "validation": accuracy(data.x_val, data.y_val)},
+        params=int(model.count_params()), builder=spec.builder, kwargs=spec.kwargs, epochs=spec.train_epochs,
+        learning_rate=spec.learning_rate, batch_size=run_config.training.batch_size, seed=seed,
+        dataset=run_config.data.dataset,
+        split={"train": int(len(data.y_train)), "validation": int(len(data.y_val)), "test": int(len(data.y_test))},
+        versions={"keras": keras.__version__, "python": sys.version.split()[0]},
+    )
+
+
+def main(argv=None):
+    """`python -m keras_kd.models.embedded --config demo --output saved_models/demo_teacher`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=build_embedded_teacher.__doc__)
+    parser.add_argument("--config", default="demo", help="a config file or a bundled config name (default: demo)")
+    parser.add_argument("--output", default="saved_models/demo_teacher", help="the teacher's folder")
+    parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    args = parser.parse_args(argv)
+    card = build_embedded_teacher(args.config, args.output, seed=args.seed)
+    print(json.dumps({k: card[k] for k in ("accuracy", "params", "data_sha256", "model_sha256")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

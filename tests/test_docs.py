@@ -161,6 +161,16 @@ def test_no_internal_wording_or_machine_paths():
     assert not problems, "\n".join(problems)
 
 
+def test_table_cells_have_no_pipe_inside_code():
+    """Python-Markdown splits table cells on `|` even inside backticks: such a row renders broken."""
+    broken = []
+    for path in markdown_files():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.startswith("|") and any("|" in code for code in re.findall(r"`([^`]*)`", line)):
+                broken.append(f"{path.relative_to(ROOT)}:{number}")
+    assert not broken, broken
+
+
 # ---------------------------------------------------------------- the command-line page
 def _subparsers():
     import argparse

@@ -840,13 +840,28 @@ def _progbar(dataset, verbose):
 
 
 # ---------------------------------------------------------------- reading
-def _restore(batches, num_classes, top_k):
-    """Float32 teacher outputs, top-k expanded to dense logits, prefetched."""
+def _plain(fn):
+    """`fn` traced as written: no AutoGraph conversion (it has no Python control flow on tensors).
+
+    AutoGraph would convert every function it calls (tf.nest, the parser): seconds of fixed cost per
+    dataset for nothing.
+    """
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
+def _restore(batches, num_classes, top_k, gather=None):
+    """Float32 teacher outputs, top-k expanded to dense logits, prefetched; one `map` per batch.
+
+    `gather`: for in-memory caches, turns a batch of indices into the batch itself (same map).
+    """
 
     def to_float32(t):
         return tf.cast(t, tf.float32) if t.dtype in (tf.float16, tf.bfloat16) else t
 
-    def restore(x, *rest):
+    def restore(*element):
+        if gather is not None:
+            element = gather(element[0])
+        x, rest = (element[0], element[1:]) if isinstance(element, tuple) else (element, ())
         outputs = dict(x[keys.TEACHER_OUTPUTS])
         if top_k:
             outputs["logits"] = expand_top_k(outputs.pop("logits"), num_classes)
@@ -854,10 +869,12 @@ def _restore(batches, num_classes, top_k):
         x = {**x, keys.TEACHER_OUTPUTS: outputs}
         return (x, *rest) if rest else x
 
-    return batches.map(restore, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batches.map(_plain(restore), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    )
 
 
-def _batch_arrays(element, batch_size, shuffle, seed):
+def _in_memory(element, batch_size, shuffle, seed, num_classes, top_k):
     """Batches of in-memory arrays, gathered by (shuffled) index batches: no per-example overhead."""
     tensors = tf.nest.map_structure(tf.convert_to_tensor, _tuples(element))
     if len(tensors) == 1:
@@ -866,10 +883,11 @@ def _batch_arrays(element, batch_size, shuffle, seed):
     indices = tf.data.Dataset.range(count)
     if shuffle:
         indices = indices.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
-    return indices.batch(batch_size).map(
-        lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+
+    def gather(index):
+        return tf.nest.map_structure(lambda t: tf.gather(t, index), tensors)
+
+    return _restore(indices.batch(batch_size), num_classes, top_k, gather)
 
 
 def _stored_batches(path, manifest, batch_size, shuffle, seed, shuffle_buffer, num_parallel_reads):
@@ -897,7 +915,7 @@ def _stored_batches(path, manifest, batch_size, shuffle, seed, shuffle_buffer, n
         element = tf.nest.pack_sequence_as(template, parse_records(serialized, specs))
         return element[0] if len(element) == 1 else element
 
-    return records.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    return records.batch(batch_size).map(_plain(parse), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _open_manifest(path):
@@ -1019,7 +1037,7 @@ def _load_several(
 
     examples = (
         tf.data.Dataset.zip(tuple(streams))
-        .map(merge, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(_plain(merge), num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
         .apply(tf.data.experimental.assert_cardinality(manifests[0]["num_examples"]))
     )
@@ -1144,10 +1162,8 @@ def cache_teacher_outputs(
         element, source_batch_size, num_classes = run_teacher(
             teacher, dataset, verbose=verbose, **run_kwargs
         )
-        return _restore(
-            _batch_arrays(element, batch_size or source_batch_size, shuffle, seed),
-            num_classes,
-            top_k,
+        return _in_memory(
+            element, batch_size or source_batch_size, shuffle, seed, num_classes, top_k
         )
 
     path = pathlib.Path(path)
@@ -1212,9 +1228,7 @@ def with_teacher_outputs(
                     f"`teacher_outputs[{name!r}]` must have one row per example of `x`. "
                     f"Received: {n} examples and {len(array)} rows"
                 )
-    return _restore(
-        _batch_arrays(_element(x, outputs, y, sample_weight), batch_size, shuffle, seed), None, None
-    )
+    return _in_memory(_element(x, outputs, y, sample_weight), batch_size, shuffle, seed, None, None)
 
 
 def cache_size_bytes(path):

@@ -78,7 +78,10 @@ class KerasTeacher(TeacherAdapter):
                     "Picking intermediate layers by name needs a built Functional or Sequential model "
                     "with known inputs. Build it (call it on data or give it a `keras.Input`) first."
                 )
-            own = model.output
+            try:
+                own = model.output
+            except AttributeError:  # a Sequential model never called on a tensor: its built graph's output
+                own = model.outputs[0]
 
             def resolve(name):
                 return own if name is None else _layer_output(model, name)

@@ -55,8 +55,8 @@ def test_two_trials_on_cached_outputs(tmp_path):
     kwargs = result.best_distiller_kwargs()
     assert kwargs["alpha"] == result.best["alpha"]
     # TensorBoard: one folder per trial with its hyperparameters (HParams dashboard).
-    logged = [f for _, _, files in os.walk(tmp_path / "tb") for f in files if "tfevents" in f]
-    assert logged
+    logged = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "tb") for f in files if "tfevents" in f]
+    assert any(b"hparams" in open(path, "rb").read() for path in logged)
 
 
 def test_make_loss_sets_temperature_only_where_it_exists():

@@ -17,8 +17,9 @@ result.metrics["teacher"]["accuracy"], result.metrics["distilled"]["accuracy"], 
 
 import os
 
+from keras_kd.pipeline.common import PipelineResult
 from keras_kd.pipeline.config import ConfigError, RunConfig, load_config, parse_config
-from keras_kd.pipeline.steps import PipelineResult, run_config
+from keras_kd.pipeline.steps import run_config
 
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 

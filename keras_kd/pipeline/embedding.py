@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from keras_kd.pipeline import report as report_lib
+from keras_kd.pipeline.common import PipelineResult, build_student, fit_verbose, say
 from keras_kd.pipeline.config import ConfigError
 
 
@@ -26,7 +27,6 @@ def run_embedding(config, data, out_dir, run_dir, smoke, verbose, options, start
     import keras_kd
     from keras_kd.callbacks import DistillationTensorBoard
     from keras_kd.data.cache import with_teacher_outputs
-    from keras_kd.pipeline.steps import PipelineResult, _build_student, _fit_verbose, _say
     from keras_kd.pipeline.teachers import load_teacher, outputs_of
 
     training, distillation = config.training, config.distillation
@@ -42,7 +42,7 @@ def run_embedding(config, data, out_dir, run_dir, smoke, verbose, options, start
         view = teacher.encode(texts) if teacher.encode is not None else data.student_encoder(texts)
         return outputs_of(teacher.model, view, key=key, batch_size=64)
 
-    _say(f"The teacher embeds {len(english)} English sentences (once)", verbose)
+    say(f"The teacher embeds {len(english)} English sentences (once)", verbose)
     english_embeddings = teacher_embed(english)
     config._embedding_dim = int(english_embeddings.shape[-1])
     texts = [str(e) for e in pairs_train[:, 0]] + [str(t) for t in pairs_train[:, 1]]
@@ -51,20 +51,20 @@ def run_embedding(config, data, out_dir, run_dir, smoke, verbose, options, start
     train_ds = with_teacher_outputs(x, targets, batch_size=training.batch_size, shuffle=True, seed=config.seed)
 
     keras.utils.set_random_seed(config.seed + 1)
-    student = _build_student(config, data, options, "student_distilled")
+    student = build_student(config, data, options, "student_distilled")
     if tuple(student.output_shape)[-1] != config._embedding_dim:
         raise ConfigError(f"`student` outputs width {student.output_shape[-1]}, the teacher's embedding has "
                           f"{config._embedding_dim}: give the builder `num_classes`/`output_dim` (it receives it).")
     distiller = keras_kd.Distiller(student, teacher=None, distillation_loss=distillation.build_loss(), alpha=1.0)
     distiller.compile(optimizer=training.build_optimizer(), jit_compile=False if smoke else training.jit_compile)
     epochs = 1 if smoke else training.epochs
-    _say(f"Distilling the embedding into the student ({epochs} epoch(s) over {len(x)} sentences)", verbose)
+    say(f"Distilling the embedding into the student ({epochs} epoch(s) over {len(x)} sentences)", verbose)
     history = distiller.fit(train_ds, epochs=epochs, steps_per_epoch=1 if smoke else training.steps_per_epoch,
-                            shuffle=False, verbose=_fit_verbose(verbose, smoke),
+                            shuffle=False, verbose=fit_verbose(verbose, smoke),
                             callbacks=[DistillationTensorBoard(log_dir=os.path.join(run_dir, "distilled"),
                                                                run_name=config.name, config=config.to_dict())])
 
-    _say("Evaluating translation retrieval on held-out pairs, exporting the student", verbose)
+    say("Evaluating translation retrieval on held-out pairs, exporting the student", verbose)
     test_english = english_embeddings[[index[str(e)] for e in pairs_test[:, 0]]]
     translations = [str(t) for t in pairs_test[:, 1]]
     student_translation = outputs_of(student, data.student_encoder(translations))

@@ -10,44 +10,20 @@ result.metrics["distilled"]["accuracy"], result.paths["report"]
 ```
 """
 
-import dataclasses
 import os
 import time
 
 import numpy as np
 
 from keras_kd.pipeline import report as report_lib
+from keras_kd.pipeline.common import PipelineResult, build_student, fit_verbose, say
 from keras_kd.pipeline.config import ConfigError
 from keras_kd.pipeline.data import prepare_data
 from keras_kd.pipeline.teachers import (
-    build_from_builder,
     ensure_logits,
-    load_model_file,
     load_teacher,
     outputs_of,
 )
-
-
-@dataclasses.dataclass
-class PipelineResult:
-    """What a run produced: `metrics[role]` (role: teacher, scratch, distilled; for `task: embedding`
-    retrieval scores) and `paths` (output_dir, runs_dir, report, student, saved_model, tflite files)."""
-
-    name: str
-    task: str
-    metrics: dict
-    paths: dict
-    class_names: list
-    elapsed: float
-    rows: list = dataclasses.field(default_factory=list)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-def _say(message, verbose):
-    if verbose:
-        print(f"\n== {message}", flush=True)
 
 
 def _strategy(name):
@@ -135,30 +111,9 @@ def _train_teacher(teacher, config, data, batch_size, smoke, runs_dir, verbose):
     history = model.fit(teacher.view(data, "train"), data.y_train,
                         validation_data=(teacher.view(data, "val"), data.y_val) if has_val else None,
                         epochs=epochs, batch_size=batch_size, steps_per_epoch=1 if smoke else None,
-                        verbose=_fit_verbose(verbose, smoke), callbacks=callbacks)
+                        verbose=fit_verbose(verbose, smoke), callbacks=callbacks)
     model.trainable = False
     return history
-
-
-def _fit_verbose(verbose, smoke):
-    if not verbose:
-        return 0
-    return 2 if smoke or verbose == 2 else "auto"
-
-
-def _build_student(config, data, options, name):
-    import keras
-
-    spec = config.student
-    if spec.path is not None:
-        model = load_model_file(spec.path, "student")
-        model = keras.models.clone_model(model)  # fresh weights, same architecture
-        model.name = name
-        return model
-    arguments = {"num_classes": data.num_classes or None, **data.student_encoder.model_arguments()}
-    if config.task == "embedding":  # the output width is the teacher's embedding width
-        arguments.update(num_classes=config._embedding_dim, output_dim=config._embedding_dim)
-    return build_from_builder(spec, "student", arguments, options, name=name)
 
 
 def run_config(config, smoke=False, output_dir=None, runs_dir=None, verbose=1, options=None):
@@ -173,7 +128,7 @@ def run_config(config, smoke=False, output_dir=None, runs_dir=None, verbose=1, o
     if config.precision != "float32":
         keras.mixed_precision.set_global_policy(config.precision)
     source = config.data.dataset or f"{config.data.source.format} data"
-    _say(f"{config.name}: loading {source}{' (smoke: tiny slice, 1 step)' if smoke else ''}", verbose)
+    say(f"{config.name}: loading {source}{' (smoke: tiny slice, 1 step)' if smoke else ''}", verbose)
     data = prepare_data(config, smoke=smoke)
     if verbose:
         print(f"  {len(data.raw['train'])} train / {len(data.raw['val'])} validation / {len(data.raw['test'])} test"
@@ -202,7 +157,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     histories = {}
     for teacher, key in zip(teachers, keys_of, strict=True):
         if teacher.config.train_epochs:
-            _say(f"Training the {key} ({1 if smoke else teacher.config.train_epochs} epoch(s))", verbose)
+            say(f"Training the {key} ({1 if smoke else teacher.config.train_epochs} epoch(s))", verbose)
             histories["teacher"] = _train_teacher(teacher, teacher.config, data, training.batch_size, smoke, run_dir,
                                                   verbose)
         ensure_logits(teacher, _first(teacher.view(data, "train"), 8), key)
@@ -221,13 +176,13 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     if len(data.raw["unlabelled"]):
         logits = _ensemble_logits(teachers, config, data, "unlabelled")
         x_extra, y_extra = _model_inputs(teacher, data, "unlabelled"), np.argmax(logits, -1).astype("int32")
-        _say(f"The teacher labels {len(y_extra)} unlabelled examples (added to the transfer set)", verbose)
+        say(f"The teacher labels {len(y_extra)} unlabelled examples (added to the transfer set)", verbose)
 
     augmentation, copies = _augmentation(config, teacher, data)
     x_transfer = _concat(_model_inputs(teacher, data, "train"), x_extra)
     y_transfer = _concat(data.y_train, y_extra)
     if not online:
-        _say("Labelling the transfer set with the teacher (its logits cached once)"
+        say("Labelling the transfer set with the teacher (its logits cached once)"
              + (f": {len(y_transfer)} examples + {copies} augmented copies each" if copies else ""), verbose)
         source = _dataset(x_transfer, y_transfer, batch_size=512 if teacher.shares_student_inputs else 64)
         if augmentation is not None:
@@ -256,22 +211,22 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     student_epochs = 1 if smoke else training.epochs
     if config.baseline.enabled:
         epochs = 1 if smoke else (config.baseline.epochs or training.epochs)
-        _say(f"Training the student from scratch on the labels ({epochs} epoch(s)): the baseline", verbose)
+        say(f"Training the student from scratch on the labels ({epochs} epoch(s)): the baseline", verbose)
         keras.utils.set_random_seed(config.seed + 1)
         with strategy.scope():
-            scratch = _build_student(config, data, options, "student_scratch")
+            scratch = build_student(config, data, options, "student_scratch")
             scratch.compile(training.build_optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                             metrics=["accuracy"], jit_compile=False if smoke else training.jit_compile)
         histories["scratch"] = scratch.fit(
             data.x_train, data.y_train, validation_data=(data.x_val, data.y_val) if len(data.y_val) else None,
             epochs=epochs, batch_size=training.batch_size, steps_per_epoch=1 if smoke else training.steps_per_epoch,
-            verbose=_fit_verbose(verbose, smoke),
+            verbose=fit_verbose(verbose, smoke),
             callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "scratch"), write_graph=False)])
 
-    _say(f"Distilling into the student ({student_epochs} epoch(s))", verbose)
+    say(f"Distilling into the student ({student_epochs} epoch(s))", verbose)
     keras.utils.set_random_seed(config.seed + 1)
     with strategy.scope():
-        student = _build_student(config, data, options, "student_distilled")
+        student = build_student(config, data, options, "student_distilled")
         kwargs = dict(distillation_loss=distillation.build_loss(), alpha=distillation.alpha,
                       feature_losses=distillation.build_feature_losses() or None)
         if online:
@@ -293,9 +248,9 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
                               distillation.build_scheduler("alpha_schedule")) if c is not None]
     histories["distilled"] = distiller.fit(train_ds, validation_data=val_ds, epochs=student_epochs,
                                            steps_per_epoch=1 if smoke else training.steps_per_epoch, shuffle=False,
-                                           verbose=_fit_verbose(verbose, smoke), callbacks=callbacks)
+                                           verbose=fit_verbose(verbose, smoke), callbacks=callbacks)
 
-    _say("Evaluating on the test set, exporting the student (SavedModel + TFLite), writing the report", verbose)
+    say("Evaluating on the test set, exporting the student (SavedModel + TFLite), writing the report", verbose)
     paths = {"output_dir": out_dir, "runs_dir": run_dir}
     if config.output.save_teacher and teacher.kind in ("keras", "builder") and len(teachers) == 1:
         paths["teacher"] = os.path.join(out_dir, "teacher.keras")

@@ -19,11 +19,20 @@ except RuntimeError:  # TF already initialized by another plugin: keep what is t
 import keras  # noqa: E402
 
 
+_tests_since_gc = 0
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_clear():
     keras.utils.set_random_seed(1234)
     yield
-    keras.backend.clear_session()
+    # A full `gc.collect()` after every test costs seconds on a large heap: collect every 25 tests.
+    global _tests_since_gc
+    _tests_since_gc += 1
+    free_memory = _tests_since_gc >= 25
+    if free_memory:
+        _tests_since_gc = 0
+    keras.backend.clear_session(free_memory=free_memory)
 
 
 @pytest.fixture

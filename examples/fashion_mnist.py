@@ -1,11 +1,16 @@
-"""Fashion-MNIST: Hinton KD from a CNN teacher into a >= 10x smaller CNN student, KL / DKD / DIST.
+"""Fashion-MNIST: KD from a CNN teacher into a >= 10x smaller CNN student, at the library defaults.
 
     python examples/fashion_mnist.py --seeds 0 1 2 --epochs 6
 
 Data: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; `make data-apt`), the full
-60,000 / 10,000 split. The teacher is trained once, its train-set logits are computed once and the
-students train on those cached outputs (`Distiller(student, teacher=None)`), so each KD variant costs
-the same as training the student from scratch. Per seed: scratch student, KL, DKD and DIST students.
+60,000 / 10,000 split. The teacher is trained once (random shifts and flips, `keras_kd.data.augment`,
+so it does not memorize the training images and its outputs on them carry more than the labels),
+its train-set logits are computed once and the students train on those cached outputs
+(`Distiller(student, teacher=None)`: the same loss as an online teacher, which is deterministic at
+inference). A fair baseline: the scratch student is the same `Distiller` with `alpha=0` on the SAME
+batches (same views, epochs, optimizer, seed and initial weights); only the loss differs. KD uses
+the library defaults (`keras_kd.defaults`: loss, temperature, alpha) unless `--temperature` /
+`--alpha` are given; DKD and DIST use their papers' settings.
 """
 
 import _common  # noqa: F401  (sets up sys.path / TF logging)
@@ -50,13 +55,19 @@ def build_student():
     return build_cnn((8, 16), hidden=0, dropout=0.0, name="cnn_student")  # 9,098 params: 46x smaller
 
 
-def train_teacher(x, y, epochs, seed, batch_size=128, cache=True):
-    """Train (or reload from `.cache/examples/`) the teacher; returns it and its training seconds."""
+def train_teacher(x, y, epochs, seed, augment="shift+flip", batch_size=128, cache=True):
+    """Train (or reload from `.cache/examples/`) the teacher; returns it and its training seconds.
+
+    Each batch gets a fresh `augment` view (`keras_kd.data.augment.image_augmentation`, seeded).
+    """
     import json
 
     import keras
+    import tensorflow as tf
 
-    path = _common.CACHE / f"fashion_mnist_teacher_e{epochs}_s{seed}_n{len(y)}.weights.h5"
+    from keras_kd.data import augment as kd_augment
+
+    path = _common.CACHE / f"fashion_mnist_teacher_e{epochs}_{augment}_s{seed}_n{len(y)}.weights.h5"
     timing = path.with_suffix(".json")
     _common.set_seed(seed)
     teacher = build_teacher()
@@ -69,7 +80,11 @@ def train_teacher(x, y, epochs, seed, batch_size=128, cache=True):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=2)
+    augmentation = kd_augment.image_augmentation(augment, seed=seed)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=seed).batch(batch_size)
+    if augmentation is not None:
+        data = data.map(lambda images, labels: (augmentation(images), labels))
+    teacher.fit(data, epochs=epochs, verbose=2)
     seconds = _common.time.perf_counter() - start
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,38 +109,41 @@ def describe(name, temperature, alpha):
     return f"KD: {name} ({', '.join(f'{k}={v:g}' for k, v in kwargs.items())}), alpha={alpha:g}"
 
 
-def train_student(x, y, teacher_logits, loss_name, seed, epochs, alpha, temperature, batch_size=128):
-    """Train one student from scratch (`loss_name=None`) or by KD on cached teacher logits."""
+def train_student(x, y, teacher_logits, loss_name, seed, epochs, alpha, temperature, batch_size=128, lr=2e-3):
+    """Train one student from scratch (`loss_name=None`: alpha=0, labels only) or by KD, on the same batches.
+
+    Both go through one `Distiller` on one cached dataset (same shuffling seed, same initial weights,
+    same optimizer), so the scratch baseline differs from KD by the loss only.
+    """
     import keras
 
     import keras_kd
 
     _common.set_seed(seed)
     student = build_student()
-    optimizer = keras.optimizers.Adam(2e-3)
-    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if loss_name is None:
-        student.compile(optimizer=optimizer, loss=ce, metrics=["accuracy"])
-        student.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
-        return student
     dataset = keras_kd.data.with_teacher_outputs(x, teacher_logits, y, batch_size=batch_size, shuffle=True, seed=seed)
-    distiller = keras_kd.Distiller(
-        student=student,
-        teacher=None,
-        distillation_loss=distillation_loss(loss_name, temperature),
-        alpha=alpha,
-    )
-    distiller.compile(optimizer=optimizer, loss=ce, metrics=["accuracy"])
+    if loss_name is None:
+        distiller = keras_kd.Distiller(student=student, teacher=None, alpha=0.0)
+    else:
+        distiller = keras_kd.Distiller(
+            student=student, teacher=None, distillation_loss=distillation_loss(loss_name, temperature), alpha=alpha
+        )
+    distiller.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"])
     distiller.fit(dataset, epochs=epochs, shuffle=False, verbose=0)
     return distiller.student
 
 
 def main(argv=None):
+    from keras_kd import defaults
+
     p = _common.parser(NAME, __doc__, epochs=6)
-    p.add_argument("--teacher-epochs", type=int, default=5)
+    p.add_argument("--teacher-epochs", type=int, default=12)
+    p.add_argument("--teacher-augment", default="shift+flip", help="teacher training augmentation ('none' for none)")
     p.add_argument("--losses", nargs="+", default=["kl", "dkd", "dist"])
-    p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--alpha", type=float, default=defaults.DEFAULT_ALPHA)
+    p.add_argument("--temperature", type=float, default=defaults.DEFAULT_TEMPERATURE)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--learning-rate", type=float, default=2e-3)
     args = p.parse_args(argv)
     if args.smoke:
         args.seeds, args.epochs, args.teacher_epochs = args.seeds[:1], 1, 1
@@ -138,7 +156,9 @@ def main(argv=None):
     if missing:
         print(f"[{NAME}] skipping losses not available in this keras_kd: {missing}")
 
-    teacher, teacher_seconds = train_teacher(x_train, y_train, args.teacher_epochs, seed=args.seeds[0], cache=not args.smoke)
+    teacher, teacher_seconds = train_teacher(
+        x_train, y_train, args.teacher_epochs, seed=args.seeds[0], augment=args.teacher_augment, cache=not args.smoke
+    )
     teacher_train_logits = teacher.predict(x_train, batch_size=512, verbose=0)
     teacher_acc = _common.accuracy(teacher.predict(x_test, batch_size=512, verbose=0), y_test)
     teacher_params = teacher.count_params()
@@ -154,7 +174,8 @@ def main(argv=None):
             try:
                 with _common.Timer() as t:
                     student = train_student(
-                        x_train, y_train, teacher_train_logits, variant, seed, args.epochs, args.alpha, args.temperature
+                        x_train, y_train, teacher_train_logits, variant, seed, args.epochs, args.alpha,
+                        args.temperature, args.batch_size, args.learning_rate,
                     )
             except Exception as error:  # a loss this Distiller cannot run yet: report it, keep the others
                 failed[variant] = f"{type(error).__name__}: {error}"[:300]
@@ -174,12 +195,17 @@ def main(argv=None):
             "params": teacher_params,
             "metrics": {"accuracy": teacher_acc},
             "time_s": teacher_seconds,
-            "note": f"{args.teacher_epochs} epochs, seed {args.seeds[0]} (weights cached in .cache/examples)",
+            "note": f"{args.teacher_epochs} epochs, Adam 1e-3, batch 128, augmentation {args.teacher_augment}, "
+            f"seed {args.seeds[0]} (weights cached in .cache/examples)",
         }
     ]
     for variant in variants:
         key = variant or "scratch"
-        label = "scratch (CE only)" if variant is None else describe(variant, args.temperature, args.alpha)
+        label = (
+            "scratch (labels only: alpha=0, same batches)"
+            if variant is None
+            else describe(variant, args.temperature, args.alpha)
+        )
         rows.append(
             {
                 "model": f"CNN student, {label}",
@@ -188,7 +214,8 @@ def main(argv=None):
                 "params": student_params,
                 "metrics": {"accuracy": _common.mean_std(accs[key])},
                 "time_s": float(np.mean(times[key])),
-                "note": f"{args.epochs} epochs, seeds {args.seeds}, time per seed",
+                "note": f"{args.epochs} epochs, Adam {args.learning_rate:g}, batch {args.batch_size}, no student "
+                f"augmentation, seeds {args.seeds}, time per seed",
             }
         )
     scratch = float(np.mean(accs["scratch"]))
@@ -198,7 +225,14 @@ def main(argv=None):
         "teacher_accuracy": teacher_acc,
         "scratch_accuracy": scratch,
         "compression": teacher_params / student_params,
+        "defaults": {
+            "loss": defaults.DEFAULT_LOSS,
+            "temperature": defaults.DEFAULT_TEMPERATURE,
+            "alpha": defaults.DEFAULT_ALPHA,
+        },
     }
+    if "kl" in accs and accs["kl"]:
+        summary["kl_gain_over_scratch_pt"] = 100 * (float(np.mean(accs["kl"])) - scratch)
     if failed:
         summary["failed"] = failed
     if best:
@@ -209,7 +243,7 @@ def main(argv=None):
                 "best_kd_accuracy": best_acc,
                 "gain_over_scratch_pt": 100 * (best_acc - scratch),
                 "fraction_of_teacher": best_acc / teacher_acc,
-                "target_met": bool(best_acc >= scratch + 0.005 and best_acc >= 0.97 * teacher_acc),
+                "target_met": bool(best_acc >= scratch + 0.01 and best_acc >= 0.97 * teacher_acc),
             }
         )
     return _common.write_results(args.output, NAME, rows, summary, smoke=args.smoke)

@@ -1,0 +1,136 @@
+"""Cost of a T / alpha / loss search: `keras_kd.tune` on cached teacher outputs vs online KD runs.
+
+Fashion-MNIST (apt-get install dataset-fashion-mnist). Teacher: the CNN of examples/fashion_mnist.py
+(reloaded from .cache/examples when that example has run, else trained here). Student: its 9 k CNN.
+In one process, one after the other:
+
+1. cached: the teacher labels the training split ONCE (`cache_teacher_outputs`), then
+   `tune.search` runs `--trials` trials (random search over T ∈ {1, 2, 4}, alpha ∈ {0.5, 0.7, 0.9, 1.0},
+   loss ∈ {kl, dist, js}), each a fresh student trained `--epochs` epochs on the cached outputs;
+2. online: the SAME hyperparameters, each a fresh student trained `--epochs` epochs with
+   `Distiller(student, teacher)` (the teacher runs on every batch);
+3. the library defaults, trained once on the cached outputs, scored like the trials.
+
+Trials are scored on a held-out validation split (the last 10 % of the training images).
+Writes its section of benchmarks/RESULTS.md.
+
+    python benchmarks/tune_speed.py [--trials 16] [--epochs 2] [--train-examples 10000]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
+import _results  # noqa: E402
+import fashion_mnist  # noqa: E402
+
+import keras_kd  # noqa: E402
+from keras_kd import defaults, tune  # noqa: E402
+from keras_kd.data import cache_teacher_outputs  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--train-examples", type=int, default=10000, help="training images used (0 = all 54,000)")
+    parser.add_argument("--teacher-epochs", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    (x_all, y_all), _ = fashion_mnist.load_data()
+    teacher, _ = fashion_mnist.train_teacher(x_all, y_all, args.teacher_epochs, seed=args.seed)
+    n_val = len(y_all) // 10
+    x_val, y_val = x_all[-n_val:], y_all[-n_val:]
+    x_train, y_train = x_all[:-n_val], y_all[:-n_val]
+    if args.train_examples:
+        x_train, y_train = x_train[: args.train_examples], y_train[: args.train_examples]
+    batch = 128
+
+    def build_student():
+        return fashion_mnist.build_student()
+
+    def source():
+        return tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(512)
+
+    # 1. cached: one teacher pass, then the search
+    keras.utils.set_random_seed(args.seed)
+    start = time.perf_counter()
+    cached = cache_teacher_outputs(teacher, source(), batch_size=batch, shuffle=True, seed=args.seed, verbose=0)
+    cache_seconds = time.perf_counter() - start
+    result = tune.search(
+        build_student, cached, (x_val, y_val), max_trials=args.trials, epochs=args.epochs, seed=args.seed,
+        optimizer=keras.optimizers.Adam(2e-3),
+    )
+    cached_seconds = cache_seconds + result.seconds
+    print(result.to_markdown(), flush=True)
+
+    # 2. online: the same hyperparameters, the teacher runs on every batch
+    online = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(y_train), seed=args.seed).batch(batch)
+    start = time.perf_counter()
+    online_scores = []
+    for row in sorted(result.rows, key=lambda r: r["trial"]):
+        keras.utils.set_random_seed(args.seed)
+        distiller = keras_kd.Distiller(
+            build_student(), teacher, distillation_loss=tune.make_loss(row["loss"], row["temperature"]),
+            alpha=row["alpha"],
+        )
+        distiller.compile(optimizer=keras.optimizers.Adam(2e-3), metrics=["accuracy"])
+        history = distiller.fit(online, validation_data=(x_val, y_val), epochs=args.epochs, verbose=0)
+        online_scores.append(history.history["val_accuracy"][-1])
+        print(f"online trial {row['trial']}: {online_scores[-1]:.4f}", flush=True)
+    online_seconds = time.perf_counter() - start
+
+    # 3. the defaults, on the cached outputs, scored like a trial
+    default = tune.default_row(result.rows)
+    if default is None:
+        keras.utils.set_random_seed(args.seed)
+        distiller = keras_kd.Distiller(build_student(), None)
+        distiller.compile(optimizer=keras.optimizers.Adam(2e-3), metrics=["accuracy"])
+        history = distiller.fit(cached, validation_data=(x_val, y_val), epochs=args.epochs, verbose=0)
+        default_score = history.history["val_accuracy"][-1]
+    else:
+        default_score = default["val_accuracy"]
+    best = result.best
+    ratio = cached_seconds / online_seconds
+    markdown = f"""## Tuning on cached teacher outputs (`benchmarks/tune_speed.py`)
+
+Fashion-MNIST, teacher = the CNN of `examples/fashion_mnist.py` (421,642 params), student = its
+9,098-param CNN; {len(y_train):,} training images, {len(y_val):,} validation images (scoring),
+{args.epochs} epoch(s) per trial, batch {batch}, Adam 2e-3; random search, {len(result.rows)} trials over
+T ∈ {{1, 2, 4}}, alpha ∈ {{0.5, 0.7, 0.9, 1.0}}, loss ∈ {{kl, dist, js}}. Both variants ran in this one
+process, one after the other (wall time, tracing included).
+
+| variant | wall time (s) | vs online |
+|---|---:|---:|
+| `keras_kd.tune.search` on cached outputs (one teacher pass {cache_seconds:.1f} s + search) | {cached_seconds:.1f} | **{ratio:.2f}×** |
+| {len(online_scores)} online KD runs (`Distiller(student, teacher)`, same hyperparameters) | {online_seconds:.1f} | 1.00× |
+
+Target: ≤ 0.25×. Best trial: `{best['loss']}`, T={best['temperature']:g}, alpha={best['alpha']:g} →
+validation accuracy {100 * best['val_accuracy']:.2f} %; the library defaults (`{defaults.DEFAULT_LOSS}`,
+T={defaults.DEFAULT_TEMPERATURE:g}, alpha={defaults.DEFAULT_ALPHA:g}) on the same cached outputs:
+{100 * default_score:.2f} % ({"best trial beats the defaults" if best['val_accuracy'] > default_score else "the best trial does not beat the defaults"}; one seed, a short schedule: differences
+of a few tenths of a point are within seed noise).
+
+Trials (cached, best first):
+
+{result.to_markdown()}
+
+`python benchmarks/tune_speed.py --trials {args.trials} --epochs {args.epochs} --train-examples {args.train_examples}`
+"""
+    print(markdown)
+    _results.write_section("tune_speed", markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,5 +4,6 @@ __version__ = "0.1.0"
 
 from keras_kd import callbacks, data, distribute, export, losses, reports, teachers  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
+from keras_kd.losses.keras_distillation import FeatureDistillation, LogitsDistillation  # noqa: E402
 
-__all__ = ["Distiller", "callbacks", "data", "distribute", "export", "losses", "reports", "teachers", "__version__"]
+__all__ = ["Distiller", "FeatureDistillation", "LogitsDistillation", "callbacks", "data", "distribute", "export", "losses", "reports", "teachers", "__version__"]

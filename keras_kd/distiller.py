@@ -9,18 +9,20 @@ The teacher runs with `training=False` outside the gradient tape and its weights
 so the teacher is never called. `distiller.student` stays a plain Keras model to save and export.
 """
 
+import warnings
+
 import keras
 import tensorflow as tf
 from keras import ops
-from keras.src.losses.loss import unscale_loss_for_distribution
-from keras.src.trainers.data_adapters import data_adapter_utils
 
-from keras_kd import checks, defaults
+from keras_kd import _keras_compat as compat
+from keras_kd import checks, defaults, online, validation
 from keras_kd import losses as kd_losses
-from keras_kd import validation
-from keras_kd.data import keys
+from keras_kd import outputs as schema
+from keras_kd.losses import hyperparameters as hp
+from keras_kd.losses import keras_distillation
 from keras_kd.losses.logits import config_float
-from keras_kd.teachers.base import as_output_dict
+from keras_kd.outputs import as_output_dict, with_padding_mask
 
 
 def _check_model(value, name, allow_none=False):
@@ -35,9 +37,9 @@ def _check_model(value, name, allow_none=False):
 
 def _static_logits_shape(model):
     """The static shape of a built Functional/Sequential model's logits, or None if unknown."""
-    functional = getattr(model, "_functional", model)  # Sequential wraps a Functional model
+    functional = compat.functional_graph(model)
     try:
-        output = functional.output if hasattr(functional, "_outputs_struct") else None
+        output = functional.output if functional is not None else None
     except (AttributeError, ValueError):
         return None
     if isinstance(output, dict):
@@ -61,10 +63,16 @@ def check_logits_shapes(teacher_shape, student_shape):
 
 
 MODES = ("distill", "mutual", "teacher_guided")
+#: keras.distillation.Distiller's default `student_loss_weight` (used in its form).
+KERAS_STUDENT_LOSS_WEIGHT = 0.5
+#: In keras.distillation's form, these `compile(loss=...)` strings are taken from logits.
+KERAS_FORM_LOGITS_LOSSES = {
+    "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    "categorical_crossentropy": lambda: keras.losses.CategoricalCrossentropy(from_logits=True),
+    "binary_crossentropy": lambda: keras.losses.BinaryCrossentropy(from_logits=True),
+}
 MULTI_TEACHER = ("mean_targets", "mean_losses")
-# Output key under which a multi-teacher Distiller keeps each teacher's logits.
-TEACHERS_LOGITS = "teachers_logits"
-PADDING_MASK = "padding_mask"
+TEACHERS_LOGITS = schema.TEACHERS_LOGITS  # kept for `keras_kd.distiller.TEACHERS_LOGITS` imports
 
 
 def feature_extractor(model, features, role="student"):
@@ -76,8 +84,8 @@ def feature_extractor(model, features, role="student"):
     """
     if not features:
         return model
-    functional = getattr(model, "_functional", model)  # Sequential wraps a Functional model
-    if not hasattr(functional, "_outputs_struct"):
+    functional = compat.functional_graph(model)
+    if functional is None:
         raise ValueError(
             f"`{role}_features` needs a built Functional or Sequential `{role}` (e.g. built from "
             f"`keras.Input`). A subclassed {role} exposes intermediate outputs by returning a dict from "
@@ -88,15 +96,36 @@ def feature_extractor(model, features, role="student"):
     for key, layer in dict(features).items():
         found = model.get_layer(index=layer) if isinstance(layer, int) else model.get_layer(layer)
         outputs[key] = found.output
-    inputs = getattr(functional, "_inputs_struct", functional.inputs)  # same structure as the model
+    inputs = compat.symbolic_inputs(functional)  # same structure as the model
     return keras.Model(inputs, outputs, name=f"{model.name}_features")
 
 
-def _with_padding_mask(outputs, inputs):
-    """Copy `inputs["padding_mask"]` into the outputs, for feature losses that honour padding."""
-    if isinstance(inputs, dict) and PADDING_MASK in inputs and PADDING_MASK not in outputs:
-        outputs[PADDING_MASK] = inputs[PADDING_MASK]
-    return outputs
+def _parameter_count(model):
+    try:
+        return int(model.count_params()) if model.built else None
+    except ValueError:
+        return None
+
+
+def _check_not_swapped(student, teachers, positional, mode):
+    """Refuse `Distiller(teacher, student)` (keras.distillation's order): a "student" larger than
+    its "teacher" passed by position. By keyword, a larger student only warns."""
+    if len(teachers) != 1 or mode == "mutual":
+        return
+    student_size, teacher_size = _parameter_count(student), _parameter_count(teachers[0])
+    if student_size is None or teacher_size is None or student_size <= teacher_size:
+        return
+    message = (
+        f"The `student` ({student.name!r}, {student_size:,} parameters) is larger than the `teacher` "
+        f"({teachers[0].name!r}, {teacher_size:,} parameters)"
+    )
+    keyword_form = "keras_kd.Distiller(student=student, teacher=teacher, ...)"
+    if positional:
+        raise ValueError(
+            f"{message}: the arguments look swapped. keras_kd.Distiller takes the student first, "
+            f"keras.distillation.Distiller the teacher first; pass them by keyword: {keyword_form}."
+        )
+    warnings.warn(f"{message}. If that is not intended, check the arguments: {keyword_form}.", stacklevel=3)
 
 
 def _as_teacher_list(teacher):
@@ -111,7 +140,7 @@ def _as_teacher_list(teacher):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class Distiller(keras.Model):
+class Distiller(compat.TrainerOverrides, keras.Model):
     """Distill a frozen `teacher` into `student` with `fit`.
 
     Args:
@@ -122,8 +151,11 @@ class Distiller(keras.Model):
         distillation_loss: a `keras.losses.Loss` called as `loss(teacher_logits, student_logits)`,
             or a registered name (`"kl"`, ...). Defaults to `keras_kd.defaults.DEFAULT_LOSS` (`"kl"`) at
             `keras_kd.defaults.DEFAULT_TEMPERATURE`.
-        alpha: weight of the distillation loss in [0, 1]; the student loss on labels gets
-            `1 - alpha`. Batches without labels use the distillation loss alone.
+        alpha: weight of the distillation loss in [0, 1] (a Python number, a scalar tensor or a
+            `keras.Variable`, whose current value is taken; default
+            `keras_kd.defaults.DEFAULT_ALPHA`); the student loss on labels gets `1 - alpha`.
+            Batches without labels use the distillation loss alone. `distiller.alpha` is a
+            variable whose `assign` validates the value (schedules assign it).
         feature_losses: optional list of intermediate-layer loss terms, each a `keras.layers.Layer`
             called as `term(teacher_outputs, student_outputs, sample_weight=...)` returning a
             weighted scalar; each is logged under its `name` (see `keras_kd.losses.features`). Names
@@ -157,6 +189,21 @@ class Distiller(keras.Model):
             so the label term is dropped on its batches: the student learns the teacher's outputs on
             the mixed inputs only. Cached teacher outputs and separate `teacher_inputs` cannot be
             augmented online (cache augmented views with `cache_teacher_outputs(views=K, ...)`).
+        distillation_losses, distillation_loss_weights, student_loss_weight: the arguments of
+            `keras.distillation.Distiller`, with its meaning: `loss = student_loss_weight ·
+            student_loss + (1 - student_loss_weight) · Σ_i distillation_loss_weights[i] ·
+            distillation_losses[i]` (`student_loss_weight` defaults to Keras' 0.5 in this form).
+            `keras.distillation.LogitsDistillation` / `FeatureDistillation` objects are translated
+            (see `keras_kd.losses.keras_distillation`), with a correct KL: Keras 3.15's
+            `LogitsDistillation(loss="kl_divergence")` returns 15.77 on T=2, t=[3, 1, -2],
+            s=[-1, 2, 0.5], where `T² · KL` is 3.3526. In this form a string cross-entropy given to
+            `compile(loss=...)` is taken from logits (the student outputs logits). Not combined with
+            `distillation_loss` / `alpha`.
+
+    `keras_kd.Distiller` takes the student first; `keras.distillation.Distiller` takes the teacher
+    first. Pass both by keyword (`Distiller(teacher=teacher, student=student, ...)`): a positional
+    call whose "student" has more parameters than its "teacher" is refused as swapped (by keyword,
+    a larger student only warns).
 
     Losses with `needs_labels = True` (e.g. `keras_kd.losses.DKD`) are called with
     `y_true={"logits": teacher_logits, "labels": y}`.
@@ -167,6 +214,13 @@ class Distiller(keras.Model):
     its `loss` is the student loss on labels, plus `distillation_loss` and `teacher_agreement` when
     teacher outputs are available.
     """
+
+    def __new__(cls, *args, **kwargs):
+        instance = super().__new__(cls, *args, **kwargs)
+        # How many arguments came by position: `Distiller(teacher, student)` (keras.distillation's
+        # order) is detected in `__init__` from this.
+        object.__setattr__(instance, "_kd_positional_count", len(args))
+        return instance
 
     def __init__(
         self,
@@ -182,12 +236,16 @@ class Distiller(keras.Model):
         teacher_features=None,
         teacher_lr_multiplier=None,
         augmentation=None,
+        distillation_losses=None,
+        distillation_loss_weights=None,
+        student_loss_weight=None,
         name="distiller",
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
         _check_model(student, "student")
         teachers = _as_teacher_list(teacher)
+        _check_not_swapped(student, teachers, positional=getattr(self, "_kd_positional_count", 0) >= 2, mode=mode)
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
         if mode != "distill" and not teachers:
@@ -210,8 +268,49 @@ class Distiller(keras.Model):
             isinstance(features or {}, dict) for features in (student_features, teacher_features)
         ):
             raise TypeError("`student_features` and `teacher_features` must be dicts {output_name: layer_name}.")
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"`alpha` must be in [0, 1]. Received: alpha={alpha}")
+
+        # keras.distillation's form: translate its losses and weights into ours.
+        self._keras_form = None
+        extra_logits_terms, keras_feature_terms = [], []
+        derived_student_features, derived_teacher_features = {}, {}
+        if distillation_losses is not None or student_loss_weight is not None or distillation_loss_weights is not None:
+            given = [
+                f"{n}={v!r}"
+                for n, v in (("distillation_loss", distillation_loss), ("alpha", alpha))
+                if v is not None and not (n == "alpha" and v is defaults.DEFAULT_ALPHA)
+            ]
+            if given:
+                raise ValueError(
+                    "`distillation_loss`/`alpha` are keras_kd's form and `distillation_losses`/"
+                    "`student_loss_weight` keras.distillation's: use one form (`alpha` = 1 - "
+                    f"`student_loss_weight`). Received: {given[0]}"
+                )
+            if distillation_losses is None:
+                raise ValueError(
+                    "`distillation_losses` is required with `student_loss_weight`/`distillation_loss_weights` "
+                    "(keras.distillation's form), e.g. keras.distillation.LogitsDistillation(temperature=3.0)."
+                )
+            self._keras_form = {
+                "distillation_losses": distillation_losses,
+                "distillation_loss_weights": distillation_loss_weights,
+                "student_loss_weight": student_loss_weight,
+            }
+            student_loss_weight = hp.check_alpha(
+                KERAS_STUDENT_LOSS_WEIGHT if student_loss_weight is None else student_loss_weight, "student_loss_weight"
+            )
+            alpha = 1.0 - student_loss_weight
+            logits_terms, keras_feature_terms, derived_teacher_features, derived_student_features = (
+                keras_distillation.translate(distillation_losses, distillation_loss_weights)
+            )
+            if logits_terms:
+                (distillation_loss, self._distillation_weight), extra_logits_terms = logits_terms[0], logits_terms[1:]
+            else:
+                distillation_loss, self._distillation_weight = None, 0.0
+        else:
+            self._distillation_weight = 1.0
+            if distillation_loss is None:
+                distillation_loss = kd_losses.get(defaults.DEFAULT_LOSS)
+        alpha = hp.check_alpha(alpha)
         if student.built and not student.trainable_weights:
             raise ValueError(
                 "`student` has no trainable weights: nothing to distill into. "
@@ -232,8 +331,9 @@ class Distiller(keras.Model):
             if teacher_lr_multiplier is not None
             else (0.1 if mode == "teacher_guided" else 1.0)
         )
-        self.student_features = dict(student_features or {})
-        self.teacher_features = dict(teacher_features or {})
+        self._given_features = (dict(student_features or {}), dict(teacher_features or {}))
+        self.student_features = {**self._given_features[0], **derived_student_features}
+        self.teacher_features = {**self._given_features[1], **derived_teacher_features}
         # Feature-extraction views share the models' layers; kept out of Keras tracking so that
         # weights and saving see only `student` and `teacher`.
         object.__setattr__(self, "_student_model", feature_extractor(student, self.student_features, "student"))
@@ -246,14 +346,14 @@ class Distiller(keras.Model):
             raise TypeError(f"`augmentation` must be callable or None. Received: augmentation={augmentation!r}")
         self.augmentation = augmentation
         self.teacher_optimizer = None
-        if distillation_loss is None:
-            distillation_loss = kd_losses.get(defaults.DEFAULT_LOSS)
-        self.distillation_loss = kd_losses.get(distillation_loss)
+        self.distillation_loss = None if distillation_loss is None else kd_losses.get(distillation_loss)
         if isinstance(self.distillation_loss, kd_losses.FeatureLoss):
             raise TypeError(
                 f"{type(self.distillation_loss).__name__} matches intermediate layers: pass it in "
                 "`feature_losses=[...]`, not as `distillation_loss`."
             )
+        self._extra_logits_terms = [(kd_losses.get(loss), weight) for loss, weight in extra_logits_terms]
+        self.keras_feature_terms = keras_feature_terms
         self.feature_losses = [kd_losses.get(term) for term in feature_losses or []]
         for term in self.feature_losses:
             if not callable(term):
@@ -266,20 +366,16 @@ class Distiller(keras.Model):
                 f"{repeated}. Pass `name=...` to each term."
             )
 
-        # Schedules change these variables from callbacks: compiled steps never retrace.
-        self._alpha = self.add_weight(
-            name="alpha", shape=(), initializer=keras.initializers.Constant(float(alpha)), trainable=False
-        )
+        # Schedules assign these variables from callbacks (compiled steps never retrace); their
+        # `assign` validates. The temperature is the distillation loss' own variable.
+        self._alpha = hp.CheckedVariable(alpha, "alpha")
         self._temperature = None
-        temperature = getattr(self.distillation_loss, "temperature", None)
-        if temperature is not None:
-            self._temperature = self.add_weight(
-                name="temperature",
-                shape=(),
-                initializer=keras.initializers.Constant(config_float(temperature)),
-                trainable=False,
-            )
-            self.distillation_loss.temperature = self._temperature
+        if self.distillation_loss is not None:
+            if hasattr(self.distillation_loss, "temperature_variable"):
+                self._temperature = self.distillation_loss.temperature_variable
+            elif getattr(self.distillation_loss, "temperature", None) is not None:  # a custom loss
+                self._temperature = hp.CheckedVariable(self.distillation_loss.temperature, "temperature")
+                self.distillation_loss.temperature = self._temperature
 
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
@@ -329,27 +425,15 @@ class Distiller(keras.Model):
             )
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        elif self._keras_form is not None and isinstance(loss, str) and loss in KERAS_FORM_LOGITS_LOSSES:
+            # keras.distillation's examples pass "sparse_categorical_crossentropy" for students that
+            # output logits (Keras then applies it to logits as if they were probabilities).
+            loss = KERAS_FORM_LOGITS_LOSSES[loss]()
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         if self.mode != "distill":
-            self.teacher_optimizer = self._make_teacher_optimizer(teacher_optimizer)
+            self.teacher_optimizer = online.make_teacher_optimizer(self, teacher_optimizer)
         elif teacher_optimizer is not None:
             raise ValueError("`teacher_optimizer` is only used with mode='mutual' or 'teacher_guided'.")
-
-    def _make_teacher_optimizer(self, teacher_optimizer):
-        if teacher_optimizer is not None:
-            teacher_optimizer = keras.optimizers.get(teacher_optimizer)
-        else:
-            config = self.optimizer.get_config()
-            if not isinstance(config.get("learning_rate"), (int, float)):
-                raise ValueError(
-                    "The optimizer's learning rate is a schedule: pass `compile(teacher_optimizer=...)` "
-                    f"explicitly for mode={self.mode!r}."
-                )
-            config["learning_rate"] = config["learning_rate"] * self.teacher_lr_multiplier
-            teacher_optimizer = type(self.optimizer).from_config(config)
-        if all(model.built for model in self.teachers):
-            teacher_optimizer.build([v for model in self.teachers for v in model.trainable_variables])
-        return teacher_optimizer
 
     def compile_from_config(self, config):
         """Re-compile from a saved `.keras` file (our `compile` is custom, so Keras skips it)."""
@@ -374,13 +458,13 @@ class Distiller(keras.Model):
         return student_outputs["logits"]
 
     def _student_outputs(self, x, training):
-        inputs = keys.student_view(x)
-        return _with_padding_mask(as_output_dict(self._student_model(inputs, training=training)), inputs)
+        inputs = schema.student_view(x)
+        return with_padding_mask(as_output_dict(self._student_model(inputs, training=training)), inputs)
 
     def _call_teachers(self, x, training):
-        inputs = keys.teacher_view(x)
+        inputs = schema.teacher_view(x)
         return [
-            _with_padding_mask(as_output_dict(model(inputs, training=training)), inputs)
+            with_padding_mask(as_output_dict(model(inputs, training=training)), inputs)
             for model in self._teacher_models
         ]
 
@@ -396,7 +480,7 @@ class Distiller(keras.Model):
             ops.log(ops.convert_to_tensor(self._teacher_weights, "float32")), (-1,) + (1,) * (len(log_probs.shape) - 1)
         )
         outputs["logits"] = temperature * ops.logsumexp(log_probs + log_weights, axis=0)
-        outputs[TEACHERS_LOGITS] = logits
+        outputs[schema.TEACHERS_LOGITS] = logits
         return outputs
 
     def teacher_outputs(self, x):
@@ -405,13 +489,13 @@ class Distiller(keras.Model):
         Uses cached outputs carried by the batch when present; otherwise calls the teacher
         with `training=False`.
         """
-        cached = keys.cached_teacher_outputs(x)
+        cached = schema.cached_teacher_outputs(x)
         if cached is not None:
             outputs = as_output_dict(cached)
         elif self.teacher is None:
             raise ValueError(
                 "This Distiller has no teacher (`teacher=None`), so every batch must carry "
-                f"precomputed teacher outputs under x[{keys.TEACHER_OUTPUTS!r}] "
+                f"precomputed teacher outputs under x[{schema.TEACHER_OUTPUTS!r}] "
                 "(see `keras_kd.data.cache_teacher_outputs`)."
             )
         else:
@@ -419,22 +503,22 @@ class Distiller(keras.Model):
         return {k: tf.nest.map_structure(tf.stop_gradient, v) for k, v in outputs.items()}
 
     def _has_teacher_outputs(self, x):
-        return self.teacher is not None or keys.cached_teacher_outputs(x) is not None
+        return self.teacher is not None or schema.cached_teacher_outputs(x) is not None
 
     def _augment(self, x, y):
         """One augmented view of the batch, shared by teacher and student (training only)."""
         if self.augmentation is None:
             return x, y
-        if keys.cached_teacher_outputs(x) is not None or (
-            keys.is_distillation_batch(x) and keys.TEACHER_INPUTS in x
+        if schema.cached_teacher_outputs(x) is not None or (
+            schema.is_distillation_batch(x) and schema.TEACHER_INPUTS in x
         ):
             raise ValueError(
                 "`augmentation` gives the teacher and the student one shared view, so batches must not carry "
-                f"cached {keys.TEACHER_OUTPUTS!r} or separate {keys.TEACHER_INPUTS!r}. To augment with a cached "
+                f"cached {schema.TEACHER_OUTPUTS!r} or separate {schema.TEACHER_INPUTS!r}. To augment with a cached "
                 "teacher, cache augmented views: `cache_teacher_outputs(teacher, dataset, views=K, augmentation=...)`."
             )
-        if keys.is_distillation_batch(x):
-            x = {**x, keys.STUDENT_INPUTS: self.augmentation(x[keys.STUDENT_INPUTS])}
+        if schema.is_distillation_batch(x):
+            x = {**x, schema.STUDENT_INPUTS: self.augmentation(x[schema.STUDENT_INPUTS])}
         else:
             x = self.augmentation(x)
         if getattr(self.augmentation, "mixes_examples", False):
@@ -452,9 +536,9 @@ class Distiller(keras.Model):
         teacher_logits = teacher_outputs["logits"]
         check_logits_shapes(teacher_logits.shape, student_logits.shape)
         terms = {}
-        terms["distillation_loss"] = self.distillation_value(teacher_outputs, student_logits, y, sample_weight)
+        terms["distillation_loss"] = self.distillation_value(teacher_outputs, student_outputs, y, sample_weight)
         if y is not None:
-            terms["student_loss"] = ops.cast(self._compile_loss(y, student_logits, sample_weight), "float32")
+            terms["student_loss"] = ops.cast(compat.compiled_loss(self, y, student_logits, sample_weight), "float32")
             alpha = ops.cast(self._alpha, "float32")
             total = alpha * terms["distillation_loss"] + (1.0 - alpha) * terms["student_loss"]
         else:
@@ -465,46 +549,67 @@ class Distiller(keras.Model):
             terms[name] = value
             total = total + value
         for regularization in self.losses:
-            total = total + ops.cast(self._aggregate_additional_loss(regularization), "float32")
+            total = total + ops.cast(compat.additional_loss(self, regularization), "float32")
         terms["loss"] = total
         return terms
 
     @property
     def _needs_labels(self):
-        return bool(getattr(self.distillation_loss, "needs_labels", False))
+        losses = [self.distillation_loss] + [loss for loss, _ in self._extra_logits_terms]
+        return any(getattr(loss, "needs_labels", False) for loss in losses)
 
-    def _distill_one(self, teacher_logits, student_logits, y, sample_weight):
-        if self._needs_labels:
+    def _distill_one(self, teacher_logits, student_logits, y, sample_weight, loss=None):
+        loss = self.distillation_loss if loss is None else loss
+        if getattr(loss, "needs_labels", False):
             if y is None:
                 raise ValueError(
-                    f"The distillation loss {type(self.distillation_loss).__name__} needs labels "
+                    f"The distillation loss {type(loss).__name__} needs labels "
                     "(`needs_labels = True`), but the batch has no `y`."
                 )
-            teacher_logits = {"logits": teacher_logits, "labels": y}
-        return ops.cast(self.distillation_loss(teacher_logits, student_logits, sample_weight=sample_weight), "float32")
+            teacher_logits = {schema.LOGITS: teacher_logits, schema.LABELS: y}
+        return ops.cast(loss(teacher_logits, student_logits, sample_weight=sample_weight), "float32")
 
-    def distillation_value(self, teacher_outputs, student_logits, y=None, sample_weight=None):
-        """The distillation loss of one batch (several teachers: per `multi_teacher`)."""
-        if self.multi_teacher == "mean_losses" and TEACHERS_LOGITS in teacher_outputs:
+    def _logits_term(self, loss, teacher_outputs, student_logits, y, sample_weight):
+        if self.multi_teacher == "mean_losses" and schema.TEACHERS_LOGITS in teacher_outputs:
             values = [
-                weight * self._distill_one(logits, student_logits, y, sample_weight)
-                for weight, logits in zip(self._teacher_weights, teacher_outputs[TEACHERS_LOGITS], strict=True)
+                weight * self._distill_one(logits, student_logits, y, sample_weight, loss)
+                for weight, logits in zip(self._teacher_weights, teacher_outputs[schema.TEACHERS_LOGITS], strict=True)
             ]
             return ops.sum(ops.stack(values))
-        return self._distill_one(teacher_outputs["logits"], student_logits, y, sample_weight)
+        return self._distill_one(teacher_outputs[schema.LOGITS], student_logits, y, sample_weight, loss)
+
+    def distillation_value(self, teacher_outputs, student_outputs, y=None, sample_weight=None):
+        """The distillation loss of one batch (several teachers: per `multi_teacher`).
+
+        `student_outputs` is the student's outputs dict (or its logits). In keras.distillation's
+        form this is `Σ_i distillation_loss_weights[i] · distillation_losses[i]`.
+        """
+        if not isinstance(student_outputs, dict):
+            student_outputs = {schema.LOGITS: student_outputs}
+        student_logits = student_outputs[schema.LOGITS]
+        total = ops.zeros((), "float32")
+        if self.distillation_loss is not None:
+            total = self._logits_term(self.distillation_loss, teacher_outputs, student_logits, y, sample_weight)
+            if self._distillation_weight != 1.0:
+                total = self._distillation_weight * total
+        for loss, weight in self._extra_logits_terms:
+            total = total + weight * self._logits_term(loss, teacher_outputs, student_logits, y, sample_weight)
+        for term in self.keras_feature_terms:
+            total = total + ops.cast(term(teacher_outputs, student_outputs), "float32")
+        return total
 
     def _update_trackers(self, terms, batch_size):
-        self._loss_tracker.update_state(unscale_loss_for_distribution(terms["loss"]), sample_weight=batch_size)
+        compat.loss_tracker(self).update_state(compat.unscale_loss_for_distribution(terms["loss"]), sample_weight=batch_size)
         if "student_loss" in terms:
             self.student_loss_tracker.update_state(
-                unscale_loss_for_distribution(terms["student_loss"]), sample_weight=batch_size
+                compat.unscale_loss_for_distribution(terms["student_loss"]), sample_weight=batch_size
             )
         self.distillation_loss_tracker.update_state(
-            unscale_loss_for_distribution(terms["distillation_loss"]), sample_weight=batch_size
+            compat.unscale_loss_for_distribution(terms["distillation_loss"]), sample_weight=batch_size
         )
         for tracker in self.feature_loss_trackers:
             if tracker.name in terms:
-                tracker.update_state(unscale_loss_for_distribution(terms[tracker.name]), sample_weight=batch_size)
+                tracker.update_state(compat.unscale_loss_for_distribution(terms[tracker.name]), sample_weight=batch_size)
 
     def _update_agreement(self, student_logits, teacher_logits):
         agree = ops.equal(ops.argmax(student_logits, axis=-1), ops.argmax(teacher_logits, axis=-1))
@@ -517,8 +622,8 @@ class Distiller(keras.Model):
     # ---------------------------------------------------------------- steps
     def train_step(self, data):
         if self.mode != "distill":
-            return self._online_train_step(data)
-        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+            return online.train_step(self, data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, y = self._augment(x, y)
         teacher_outputs = self.teacher_outputs(x)  # outside the tape: no gradient, no tape memory
         with tf.GradientTape() as tape:
@@ -536,93 +641,37 @@ class Distiller(keras.Model):
         student_logits = student_outputs["logits"]
         self._update_trackers(terms, self._batch_size(student_logits))
         self._update_agreement(student_logits, teacher_outputs["logits"])
-        if y is not None and self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, student_logits, sample_weight)
-        return self.get_metrics_result()
-
-    def _teacher_online_loss(self, index, outputs, student_logits, peers, y, sample_weight):
-        """Teacher `index`'s loss: labels only (teacher_guided), or labels + its peers (mutual),
-        plus the teacher's own regularization losses."""
-        logits = outputs["logits"]
-        loss = ops.cast(self._compile_loss(y, logits, sample_weight), "float32")
-        if self.mode == "mutual":
-            others = [tf.stop_gradient(student_logits)] + [p["logits"] for j, p in enumerate(peers) if j != index]
-            distill = ops.sum(ops.stack([self._distill_one(o, logits, y, sample_weight) for o in others])) / len(others)
-            alpha = ops.cast(self._alpha, "float32")
-            loss = alpha * distill + (1.0 - alpha) * loss
-        for regularization in self.teachers[index].losses:
-            loss = loss + ops.cast(self._aggregate_additional_loss(regularization), "float32")
-        return loss
-
-    def _online_train_step(self, data):
-        """One step of mode="mutual" / "teacher_guided": student and teacher(s) both update."""
-        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
-        if y is None:
-            raise ValueError(f"mode={self.mode!r} trains the teacher on labels: every batch needs `y`.")
-        if getattr(self.augmentation, "mixes_examples", False):
-            raise ValueError(
-                f"mode={self.mode!r} trains the teacher on labels, so `augmentation` must not mix examples "
-                f"(mixup/cutmix). Received: augmentation={self.augmentation!r}"
-            )
-        x, y = self._augment(x, y)
-        teacher_variables = [v for model in self.teachers for v in model.trainable_variables]
-        teacher_ids = {id(v) for v in teacher_variables}
-        student_variables = [v for v in self.trainable_variables if id(v) not in teacher_ids]
-        with tf.GradientTape(persistent=True) as tape:
-            student_outputs = self._student_outputs(x, training=True)
-            per_teacher = self._call_teachers(x, training=True)
-            peers = [{k: tf.nest.map_structure(tf.stop_gradient, v) for k, v in o.items()} for o in per_teacher]
-            terms = self.compute_distillation_losses(y, student_outputs, self._merge_teacher_outputs(peers), sample_weight)
-            student_loss = self.optimizer.scale_loss(terms["loss"])
-            teacher_losses = [
-                self._teacher_online_loss(i, outputs, student_outputs["logits"], peers, y, sample_weight)
-                for i, outputs in enumerate(per_teacher)
-            ]
-            teacher_loss = self.teacher_optimizer.scale_loss(ops.sum(ops.stack(teacher_losses)))
-        gradients = tape.gradient(student_loss, student_variables)
-        checks.apply_gradients_checked(self, self.optimizer, gradients, student_variables, (x, y, sample_weight), peers, terms)
-        teacher_gradients = tape.gradient(teacher_loss, teacher_variables)
-        checks.apply_gradients_checked(
-            self, self.teacher_optimizer, teacher_gradients, teacher_variables, (x, y, sample_weight), peers, terms
-        )
-        del tape
-
-        student_logits = student_outputs["logits"]
-        batch_size = self._batch_size(student_logits)
-        self._update_trackers(terms, batch_size)
-        for tracker, value in zip(self.teacher_loss_trackers, teacher_losses, strict=True):
-            tracker.update_state(unscale_loss_for_distribution(value), sample_weight=batch_size)
-        self._update_agreement(student_logits, self._merge_teacher_outputs(peers)["logits"])
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, student_logits, sample_weight)
+        if y is not None:
+            return self.compute_metrics(x, y, student_logits, sample_weight)
         return self.get_metrics_result()
 
     def test_step(self, data):
-        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         student_outputs = self._student_outputs(x, training=False)
         student_logits = student_outputs["logits"]
         batch_size = self._batch_size(student_logits)
         results = {}
         if y is not None:
-            student_loss = self._compile_loss(y, student_logits, sample_weight)
-            self._loss_tracker.update_state(unscale_loss_for_distribution(student_loss), sample_weight=batch_size)
+            student_loss = compat.compiled_loss(self, y, student_logits, sample_weight)
+            compat.loss_tracker(self).update_state(compat.unscale_loss_for_distribution(student_loss), sample_weight=batch_size)
             self.student_loss_tracker.update_state(
-                unscale_loss_for_distribution(student_loss), sample_weight=batch_size
+                compat.unscale_loss_for_distribution(student_loss), sample_weight=batch_size
             )
-            if self._compile_metrics is not None:
-                self._compile_metrics.update_state(y, student_logits, sample_weight)
-            results["loss"] = self._loss_tracker.result()
+            metrics = compat.compiled_metrics(self)
+            if metrics is not None:
+                metrics.update_state(y, student_logits, sample_weight)
+            results["loss"] = compat.loss_tracker(self).result()
             results["student_loss"] = self.student_loss_tracker.result()
-            if self._compile_metrics is not None:
-                results.update(self._compile_metrics.result())
+            if metrics is not None:
+                results.update(metrics.result())
         if self._has_teacher_outputs(x):
             teacher_outputs = self.teacher_outputs(x)
             teacher_logits = teacher_outputs["logits"]
             check_logits_shapes(teacher_logits.shape, student_logits.shape)
             if y is not None or not self._needs_labels:  # DKD & co. need labels
-                distill = self.distillation_value(teacher_outputs, student_logits, y, sample_weight)
+                distill = self.distillation_value(teacher_outputs, student_outputs, y, sample_weight)
                 self.distillation_loss_tracker.update_state(
-                    unscale_loss_for_distribution(distill), sample_weight=batch_size
+                    compat.unscale_loss_for_distribution(distill), sample_weight=batch_size
                 )
                 results["distillation_loss"] = self.distillation_loss_tracker.result()
             self._update_agreement(student_logits, teacher_logits)
@@ -630,7 +679,7 @@ class Distiller(keras.Model):
         return results
 
     def predict_step(self, data):
-        x, _, _ = data_adapter_utils.unpack_x_y_sample_weight(data)
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self(x, training=False)
 
     # ---------------------------------------------------------------- checks before training
@@ -642,7 +691,7 @@ class Distiller(keras.Model):
             validation.check_first_batch(self, x, y, kwargs.get("sample_weight"))
             if kwargs.get("validation_data") is not None:
                 val = kwargs["validation_data"]
-                val = data_adapter_utils.unpack_x_y_sample_weight(val) if isinstance(val, tuple) else (val,)
+                val = keras.utils.unpack_x_y_sample_weight(val) if isinstance(val, tuple) else (val,)
                 validation.check_first_batch(self, *val, name="validation_data", training=False)
         return super().fit(x, y, *args, **kwargs)
 
@@ -652,42 +701,15 @@ class Distiller(keras.Model):
             validation.check_first_batch(self, x, y, kwargs.get("sample_weight"), training=False)
         return super().evaluate(x, y, *args, **kwargs)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3.15 builds from `strategy.reduce("MEAN", first_batch)`, which fails under
-        # MultiWorkerMirroredStrategy; building needs shapes only: use the first local replica's batch.
-        # Without a strategy Keras defers building to the first step; feature-loss projections must
-        # exist before callbacks run (BackupAndRestore builds the optimizer and loads its slots then).
-        unbuilt_features = any(not getattr(term, "built", True) for term in self.feature_losses)
-        if iterator is not None and (self._distribute_strategy is not None or unbuilt_features):
-            local = self.distribute_strategy.experimental_local_results
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda v: local(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, next(it)
-                )
-                break
-            iterator = None
-        if self._distribute_strategy is None and unbuilt_features and data_batch is not None:
-            self._symbolic_build(data_batch=data_batch)
-            return
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    def _make_function(self, step_function):
-        # Keras 3.15 reduces the step's logs with `strategy.reduce("MEAN", v, axis=0)` under
-        # multi-worker MultiWorkerMirroredStrategy, which fails on scalars (tensorflow#72388): give
-        # each scalar a length-1 axis there (the mean over replicas of identical values is unchanged).
-        strategy = self.distribute_strategy
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
-            step = step_function
-
-            def step_function(data):
-                return tf.nest.map_structure(lambda v: ops.reshape(v, (1,)) if len(v.shape) == 0 else v, step(data))
-
-        return super()._make_function(step_function)
+    @property
+    def builds_before_callbacks(self):
+        """Feature-loss projections must exist before callbacks (BackupAndRestore) run."""
+        return any(not getattr(term, "built", True) for term in self.feature_losses)
 
     # ---------------------------------------------------------------- serialization
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
-        return {
+        config = {
             "name": self.name,
             "student": serialize(self.student),
             "teacher": (
@@ -701,14 +723,34 @@ class Distiller(keras.Model):
             "teacher_weights": self.teacher_weights,
             "multi_teacher": self.multi_teacher,
             "mode": self.mode,
-            "student_features": dict(self.student_features),
-            "teacher_features": dict(self.teacher_features),
+            "student_features": dict(self._given_features[0]),
+            "teacher_features": dict(self._given_features[1]),
             "teacher_lr_multiplier": self.teacher_lr_multiplier,
             "augmentation": (
                 keras.saving.serialize_keras_object(self.augmentation)
                 if isinstance(self.augmentation, keras.layers.Layer)
                 else None
             ),
+        }
+        if self._keras_form is not None:
+            del config["alpha"]  # `student_loss_weight` carries it
+            config.update(self._keras_form_config())
+        return config
+
+    def _keras_form_config(self):
+        """keras.distillation's arguments, when the Distiller was built from them."""
+        if self._keras_form is None:
+            return {}
+        losses = self._keras_form["distillation_losses"]
+        weights = self._keras_form["distillation_loss_weights"]
+        return {
+            "distillation_loss": None,
+            "distillation_losses": [
+                keras.saving.serialize_keras_object(loss)
+                for loss in (losses if isinstance(losses, (list, tuple)) else [losses])
+            ],
+            "distillation_loss_weights": None if weights is None else [float(w) for w in weights],
+            "student_loss_weight": 1.0 - config_float(self._alpha),
         }
 
     @classmethod
@@ -720,7 +762,7 @@ class Distiller(keras.Model):
                 config[key] = [deserialize(item, custom_objects=custom_objects) for item in config[key]]
             elif config.get(key) is not None:
                 config[key] = deserialize(config[key], custom_objects=custom_objects)
-        config["feature_losses"] = [
-            deserialize(term, custom_objects=custom_objects) for term in config.get("feature_losses") or []
-        ]
+        for key in ("feature_losses", "distillation_losses"):
+            if config.get(key) is not None:
+                config[key] = [deserialize(term, custom_objects=custom_objects) for term in config[key]]
         return cls(**config)

@@ -122,7 +122,7 @@ def test_teacher_runs_in_inference_mode_outside_the_tape():
     teacher = RecordingTeacher()
     teacher(x[:2])  # build
     seen.clear()
-    distiller = Distiller(mlp(8, "student"), teacher)
+    distiller = Distiller(mlp(8, "student"), teacher=teacher)  # a tiny teacher: by keyword
     distiller.compile("adam")
     distiller.fit(x, y, epochs=1, batch_size=32, verbose=0)
     assert seen and all(flag is False for flag in seen)
@@ -283,3 +283,32 @@ def test_logit_shape_mismatch_in_cached_data_fails_before_training(teacher):
 def test_public_api():
     assert keras_kd.__version__
     assert keras_kd.Distiller is Distiller
+
+
+def test_swapped_positional_arguments_are_an_error_that_shows_the_keyword_form(teacher):
+    student = mlp(8, "student")
+    with pytest.raises(
+        ValueError,
+        match=r"The `student` \('teacher', 1,092 parameters\) is larger than the `teacher` \('student', 140 "
+        r"parameters\): the arguments look swapped\. .* pass them by keyword: "
+        r"keras_kd\.Distiller\(student=student, teacher=teacher, \.\.\.\)",
+    ):
+        Distiller(teacher, student)  # keras.distillation's order
+    assert teacher.trainable  # refused before freezing anything
+    with pytest.warns(UserWarning, match=r"The `student` \('teacher', 1,092 parameters\) is larger"):
+        Distiller(student=teacher, teacher=student)  # by keyword: allowed, with a warning
+    Distiller(mlp(64, "peer"), mlp(8, "other"), mode="mutual")  # peers of any size
+
+
+def test_batch_schema_is_defined_once():
+    from keras_kd import outputs
+    from keras_kd.teachers import base
+
+    assert keys.STUDENT_INPUTS is outputs.STUDENT_INPUTS == "student_inputs"
+    assert keys.teacher_view is outputs.teacher_view and base.as_output_dict is outputs.as_output_dict
+    assert base.OUTPUT_KEYS is outputs.OUTPUT_KEYS == ("logits", "hidden_states", "attentions", "embedding")
+    batch = {outputs.STUDENT_INPUTS: 1, outputs.TEACHER_OUTPUTS: {"logits": 2}}
+    assert outputs.student_view(batch) == 1 and outputs.teacher_view(batch) == 1
+    assert outputs.cached_teacher_outputs(batch) == {"logits": 2}
+    with pytest.raises(ValueError, match="must also hold the student's inputs under 'student_inputs'"):
+        outputs.student_view({outputs.TEACHER_INPUTS: 1})

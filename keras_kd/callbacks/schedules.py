@@ -1,8 +1,9 @@
 """Temperature and alpha schedules: callbacks that assign the Distiller's schedule variables.
 
-`Distiller.temperature` and `Distiller.alpha` are non-trainable `keras.Variable`s read inside the
-train step, so assigning them from a callback changes the loss without retracing a compiled
-(`jit_compile=True`) step. A schedule is either
+`Distiller.temperature` (the distillation loss' own temperature variable) and `Distiller.alpha` are
+non-trainable `keras.Variable`s read inside the train step and validated on every assignment (by
+`keras_kd.losses.hyperparameters`, which also checks a schedule's listed values up front). Assigning
+them from a callback changes the loss without retracing a compiled (`jit_compile=True`) step. A schedule is either
 
 - a callable of the step (or epoch) returning the value, e.g. a `keras.optimizers.schedules`
   `LearningRateSchedule` or `lambda step: 4.0 - 3.0 * min(step / 1000, 1.0)`; or
@@ -19,7 +20,16 @@ import numbers
 import keras
 import numpy as np
 
+from keras_kd.losses.hyperparameters import check_alpha, check_temperature
+
 UNITS = ("step", "epoch")
+
+
+def _as_number(value):
+    """Python numbers as floats (messages show `0.0`); anything else as is, for the check to name."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 class _VariableScheduler(keras.callbacks.Callback):
@@ -52,7 +62,7 @@ class _VariableScheduler(keras.callbacks.Callback):
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 raise ValueError(f"`schedule` pairs must be (step, value). Received: {pair!r}")
             step, value = pair
-            checked.append((int(step), self.check_value(float(value))))
+            checked.append((int(step), self.check_value(_as_number(value))))
         if not checked or any(a[0] >= b[0] for a, b in zip(checked, checked[1:], strict=False)):
             raise ValueError(
                 f"`schedule` must be a non-empty list of pairs with increasing steps. Received: {pairs!r}"
@@ -64,7 +74,7 @@ class _VariableScheduler(keras.callbacks.Callback):
         if isinstance(self.schedule, list):
             index = int(np.searchsorted([s for s, _ in self.schedule], step, side="right")) - 1
             return self.schedule[max(index, 0)][1]
-        return self.check_value(float(keras.ops.convert_to_numpy(self.schedule(step))))
+        return self.check_value(_as_number(self.schedule(step)))
 
     # ---------------------------------------------------------------- callback
     def _variable(self):
@@ -130,9 +140,7 @@ class TemperatureScheduler(_VariableScheduler):
     attribute = "temperature"
 
     def check_value(self, value):
-        if not (isinstance(value, numbers.Number) and value > 0):
-            raise ValueError(f"`temperature` must be > 0. Received: temperature={value}")
-        return value
+        return check_temperature(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -146,6 +154,4 @@ class AlphaScheduler(_VariableScheduler):
     attribute = "alpha"
 
     def check_value(self, value):
-        if not (isinstance(value, numbers.Number) and 0.0 <= value <= 1.0):
-            raise ValueError(f"`alpha` must be in [0, 1]. Received: alpha={value}")
-        return value
+        return check_alpha(value)

@@ -19,8 +19,8 @@ A padding mask (batch, positions), 1 for real tokens, is read from the outputs u
 """
 
 import keras
-from keras.src.losses.loss import reduce_weighted_values
 
+from keras_kd import _keras_compat as compat
 from keras_kd import layer_mapping
 from keras_kd.losses import functional
 from keras_kd.losses.registry import register
@@ -143,7 +143,7 @@ class FeatureLoss(keras.layers.Layer):
                 student = self.projections[index](student)
             value = self.pair_loss(teacher, student, mask)
             total = value if total is None else total + value
-        loss = reduce_weighted_values(
+        loss = compat.reduce_weighted_values(
             total, sample_weight=sample_weight, reduction="sum_over_batch_size", dtype="float32"
         )
         return self.weight * loss

@@ -11,14 +11,8 @@ import keras
 
 from keras_kd.defaults import DEFAULT_TEMPERATURE
 from keras_kd.losses import functional
+from keras_kd.losses.hyperparameters import CheckedVariable, check_temperature  # noqa: F401
 from keras_kd.losses.registry import register
-
-
-def check_temperature(temperature, name="temperature"):
-    """Validate a temperature given as a number; variables (schedules) are checked when assigned."""
-    if isinstance(temperature, numbers.Number) and not temperature > 0:
-        raise ValueError(f"`{name}` must be > 0. Received: {name}={temperature}")
-    return temperature
 
 
 def config_float(value):
@@ -29,15 +23,42 @@ def config_float(value):
 
 
 class TemperatureLoss(keras.losses.Loss):
-    """Base class for losses with a softmax temperature `T`.
+    """Base class for losses with a softmax temperature `T`; the loss owns its temperature.
 
-    `temperature` may be a float or a `keras.Variable`; `Distiller` swaps a float for a variable it
-    owns so that `TemperatureScheduler` can change it without retracing a compiled step.
+    `temperature` (a Python number, a scalar tensor or a `keras.Variable`; its current value is
+    taken) is validated by `keras_kd.losses.hyperparameters.check_temperature`: finite and > 0.
+    `temperature_variable` is the loss' temperature as a non-trainable `keras.Variable` whose
+    `assign` validates too; it is created on first use (in the current distribution scope), from
+    then on the loss reads it. `keras_kd.Distiller` exposes it as `distiller.temperature` and
+    `TemperatureScheduler` assigns it, so a compiled step never retraces.
     """
 
     def __init__(self, temperature=DEFAULT_TEMPERATURE, reduction="sum_over_batch_size", name=None, dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = check_temperature(temperature)
+        self._temperature_value = check_temperature(temperature)
+        self._temperature_variable = None
+
+    @property
+    def temperature(self):
+        """`T`: the `temperature_variable` once created, a Python float before."""
+        if self._temperature_variable is not None:
+            return self._temperature_variable
+        return self._temperature_value
+
+    @temperature.setter
+    def temperature(self, value):
+        value = check_temperature(value)
+        if self._temperature_variable is not None:
+            self._temperature_variable.assign(value)
+        else:
+            self._temperature_value = value
+
+    @property
+    def temperature_variable(self):
+        """The temperature as a validated non-trainable `keras.Variable` (created on first access)."""
+        if self._temperature_variable is None:
+            self._temperature_variable = CheckedVariable(self._temperature_value, "temperature")
+        return self._temperature_variable
 
     def get_config(self):
         config = super().get_config()

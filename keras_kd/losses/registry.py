@@ -43,6 +43,10 @@ def get(identifier, **kwargs):
     - `"kl"` / `"kl_divergence"` → `KLDivergence(**kwargs)`;
     - `{"name": "kl", "temperature": 2.0}` or `{"class_name": ..., "config": ...}` → built from it;
     - a `keras.losses.Loss` instance (or any callable) → returned as is.
+
+    `kwargs` complete a name or a config dict. A key given both in the config dict and in
+    `kwargs` with different values (`get({"name": "kl", "temperature": 2.0}, temperature=4.0)`) is an
+    error: neither silently wins.
     """
     if isinstance(identifier, str):
         return get_class(identifier)(**kwargs)
@@ -56,7 +60,15 @@ def get(identifier, **kwargs):
                 f"Received: {identifier!r}. Valid names: {', '.join(registered_names())}."
             )
         name = config.pop("name")
-        return get_class(name)(**config, **kwargs)
+        conflicts = sorted(key for key, value in kwargs.items() if key in config and config[key] != value)
+        if conflicts:
+            key = conflicts[0]
+            raise ValueError(
+                f"`{key}` is given twice with different values: {config[key]!r} in the loss config "
+                f"{identifier!r} and {kwargs[key]!r} as an argument (e.g. a config's "
+                f"`distillation.{key}`). Give it in one place."
+            )
+        return get_class(name)(**{**config, **kwargs})
     if callable(identifier):
         return identifier
     raise TypeError(

@@ -5,20 +5,8 @@ import numbers
 import keras
 from keras import ops
 
-OUTPUT_KEYS = ("logits", "hidden_states", "attentions", "embedding")
-
-
-def as_output_dict(outputs):
-    """Normalize a model's outputs to a dict: a tensor becomes `{"logits": tensor}`."""
-    if isinstance(outputs, dict):
-        return dict(outputs)
-    if isinstance(outputs, (list, tuple)):
-        raise ValueError(
-            "Teacher and student must return logits (a tensor) or a dict with a 'logits' key; "
-            f"received a {type(outputs).__name__} of {len(outputs)} outputs. Return a dict such as "
-            "{'logits': ..., 'hidden_states': [...]} to expose several outputs."
-        )
-    return {"logits": outputs}
+from keras_kd import _keras_compat as compat
+from keras_kd.outputs import OUTPUT_KEYS, as_output_dict  # noqa: F401  (re-exported)
 
 
 def make_head(head, name="head"):
@@ -78,17 +66,9 @@ class TeacherAdapter(keras.layers.Layer):
         value = make_head(value)
         if value is not None:
             set_trainable(value, self.trainable)
-        # A head may be attached after the adapter has run (built adapters lock their state, as
-        # Keras' own `_untrack_variable` does around a change, the lock is lifted for this one).
-        tracker = getattr(self, "_tracker", None)
-        locked = bool(tracker is not None and tracker.locked)
-        if locked:
-            tracker.unlock()
-        try:
+        # A head may be attached after the adapter has run (built adapters lock their state).
+        with compat.unlocked_tracking(self):
             self._head = value
-        finally:
-            if locked:
-                tracker.lock()
 
     def teacher_outputs(self, inputs, training=False):
         raise NotImplementedError

@@ -41,6 +41,7 @@ from keras_kd.data.cache_format import (
     MANIFEST,
     RecordEncoder,
     file_sha256,
+    keras_kd_version,
     leaf_spec,
     structure_to_json,
     template,
@@ -468,13 +469,11 @@ def _manifest(
             f"{sorted(layouts)[:2]}"
         )
     meta = json.loads(sorted(metas)[0])
-    from keras_kd import __version__
-
     options = cache._options(outputs, top_k, top_k_temperature, dtype, 1, None, None, shard_size)
     file_list = [{"path": f, "bytes": tf.io.gfile.stat(f).length} for f in files]
     return {
         "format_version": FORMAT_VERSION,
-        "keras_kd_version": __version__,
+        "keras_kd_version": keras_kd_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "complete": True,
         "teacher": teacher.fingerprint(),

@@ -64,6 +64,7 @@ from keras_kd.data.cache_format import (
     PARTIAL_SUFFIX,
     SHARD_NAME,
     RecordEncoder,
+    keras_kd_version,
     leaf_spec,
     parse_records,
     read_manifest,
@@ -544,11 +545,9 @@ def _options(outputs, top_k, top_k_temperature, dtype, views, augmentation, seed
 
 
 def new_manifest(teacher_info, options, source, num_classes, batch_size):
-    from keras_kd import __version__
-
     return {
         "format_version": FORMAT_VERSION,
-        "keras_kd_version": __version__,
+        "keras_kd_version": keras_kd_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "complete": False,
         "teacher": teacher_info,

@@ -201,6 +201,16 @@ def template(element):
 
 
 # ---------------------------------------------------------------- manifest
+def keras_kd_version():
+    """The installed keras-kd version (package metadata: no import of `keras_kd` itself, no cycle)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("keras-kd")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def read_manifest(path):
     """The JSON manifest of a cache folder, or None when there is no cache there.
 

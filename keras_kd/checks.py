@@ -1,19 +1,512 @@
-"""In-graph checks of what reaches a training step (owner: the "no silent failures" work).
+"""In-graph checks of every value that reaches a `Distiller` training step.
 
-`apply_gradients_checked` is the one place where a `Distiller` step applies gradients, so checks of
-the batch, the teacher outputs, the loss and the gradients can run before the update.
+`apply_gradients_checked` is the one place where a `Distiller` step (frozen and online modes)
+applies gradients. Before the update it checks, on the whole batch and inside the compiled step
+(so it works under XLA, `jit_compile=True`, where `tf.debugging.Assert` cannot run):
+
+- the labels `y`: class ids in `[0, num_classes)` (and whole numbers when stored as floats) for a
+  sparse categorical student loss; finite values otherwise;
+- `sample_weight`: finite;
+- the inputs `x` (student and teacher views): finite floats; integer ids below the largest
+  `Embedding` table of the model that reads them;
+- the teacher outputs (online or cached): finite;
+- every loss term (`loss`, `student_loss`, `distillation_loss`, feature terms): finite;
+- every gradient: finite (skipped under a `LossScaleOptimizer`, which skips such steps itself).
+
+Each check is one fused reduction to a boolean. If any fails, the optimizer update is *not*
+applied (a `cond` around it: not a zero-gradient step, which would still move Adam's moments) and
+the first failing check, its count of bad values and one bad value are written to small variables
+(only computed on failure). After the batch, a host-side callback that `Distiller.fit` adds
+(`StepCheck`) raises `BadBatchError` naming the epoch, the batch, the tensor and the value:
+
+    BadBatchError: Epoch 0, batch 10 (training step 10): `y` (labels) holds 1 value(s) outside
+    [0, 4), e.g. 7. The update of this batch was not applied. ...
+
+The checks are on by default; turn them off with `Distiller(check_values=False)` (or
+`distiller.check_values = False` before `fit`). The measured overhead is in
+`benchmarks/RESULTS.md` (section "check_overhead").
 """
 
+import re
 
-def apply_gradients_checked(distiller, optimizer, gradients, variables, batch=None, teacher_outputs=None, terms=None):
-    """Apply `gradients` to `variables` with `optimizer` (checks are added here).
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_kd import _keras_compat as compat
+from keras_kd.data import keys
+
+# ---------------------------------------------------------------- host state
+
+
+class BadBatchError(ValueError):
+    """A value reaching a training step failed a check; that batch's update was not applied."""
+
+
+def enabled(distiller):
+    """Whether `distiller` runs the in-graph checks (`check_values`, default True)."""
+    return bool(getattr(distiller, "check_values", True))
+
+
+class _State:
+    """Per-Distiller check state: the names of the checks and the variables the graph writes.
+
+    `code` is 0 while every check passed, else 1 + the index (in `names`) of the first failed
+    check; `failed_step` the step counter at that moment; `count` the number of bad values and
+    `value` one of them. Kept out of Keras tracking (not model weights, never saved).
+    """
+
+    def __init__(self, strategy):
+        self.names = []  # code - 1 -> description; append-only so every trace agrees
+        self._codes = {}
+        with strategy.scope(), tf.init_scope():
+            kwargs = {"trainable": False, "aggregation": tf.VariableAggregation.ONLY_FIRST_REPLICA}
+            self.code = tf.Variable(0, dtype=tf.int32, name="kd_check_code", **kwargs)
+            self.step = tf.Variable(0, dtype=tf.int64, name="kd_check_step", **kwargs)
+            self.failed_step = tf.Variable(0, dtype=tf.int64, name="kd_check_failed_step", **kwargs)
+            self.count = tf.Variable(0, dtype=tf.int64, name="kd_check_count", **kwargs)
+            self.value = tf.Variable(0.0, dtype=tf.float64, name="kd_check_value", **kwargs)
+
+    def code_of(self, name):
+        if name not in self._codes:
+            self.names.append(name)
+            self._codes[name] = len(self.names)
+        return self._codes[name]
+
+    def reset(self):
+        self.code.assign(0)
+        self.count.assign(0)
+        self.value.assign(0.0)
+
+
+def state(distiller):
+    """The check state of `distiller`, created on first use."""
+    found = distiller.__dict__.get("_kd_check_state")
+    if found is None:
+        found = _State(distiller.distribute_strategy)
+        object.__setattr__(distiller, "_kd_check_state", found)
+    return found
+
+
+def error_of(distiller, epoch=None, epoch_start_step=None):
+    """The `BadBatchError` for the last failed check of `distiller`, or None. Resets the state."""
+    found = distiller.__dict__.get("_kd_check_state")
+    if found is None:
+        return None
+    code = int(found.code.numpy())
+    if not code:
+        return None
+    step, count, value = (
+        int(found.failed_step.numpy()),
+        int(found.count.numpy()),
+        found.value.numpy(),
+    )
+    found.reset()
+    name, problem = found.names[code - 1].split("|", 1)
+    where = f"training step {step}"
+    if epoch is not None and epoch_start_step is not None:
+        where = f"Epoch {epoch}, batch {step - epoch_start_step} ({where})"
+    else:
+        where = where[0].upper() + where[1:]
+    shown = int(value) if "outside" in problem and float(value).is_integer() else float(value)
+    return BadBatchError(
+        f"{where}: `{name}` holds {count} {problem}, e.g. {shown!r}. The update of this batch was not "
+        "applied (weights unchanged). Fix or drop these examples; to turn the in-graph checks off "
+        "(not recommended) pass `Distiller(check_values=False)`."
+    )
+
+
+class StepCheck(keras.callbacks.Callback):
+    """Raise `BadBatchError` after a batch whose in-graph checks failed (added by `Distiller.fit`).
+
+    The failed batch's update was already skipped in the graph; this raises on the host, with the
+    batch, the tensor and the value, before any further step runs.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = None
+        self._epoch_start = None
+
+    def on_train_begin(self, logs=None):
+        state(self.model).reset()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = int(state(self.model).step.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        error = error_of(self.model, self._epoch, self._epoch_start)
+        if error is not None:
+            self.model.stop_training = True
+            raise error
+
+
+_TF_VALUE_ERRORS = (
+    # (pattern in TensorFlow's message, tensor, problem): ops that check values themselves when not
+    # compiled with XLA, raising before `apply_gradients_checked` runs.
+    (
+        re.compile(
+            r"Received a label value of (-?\d+) which is outside the valid range of \[0, (\d+)\)"
+        ),
+        "y",
+        "a label outside [0, {1})",
+    ),
+    (
+        re.compile(r"indices\[[\d,]+\] = (-?\d+) is not in \[0, (\d+)\)"),
+        "x",
+        "a token id outside [0, {1}) (an Embedding table)",
+    ),
+)
+
+
+def translate_error(distiller, error, step_check=None):
+    """A `BadBatchError` naming the batch for a TensorFlow value error raised inside a step, or None."""
+    message = str(getattr(error, "message", error))
+    for pattern, tensor, problem in _TF_VALUE_ERRORS:
+        match = pattern.search(message)
+        if match is None:
+            continue
+        found = distiller.__dict__.get("_kd_check_state")
+        where = "A training step"
+        if found is not None:
+            step = int(found.step.numpy())  # the failing step did not count itself
+            where = f"Training step {step}"
+            if step_check is not None and step_check._epoch is not None:
+                where = f"Epoch {step_check._epoch}, batch {step - step_check._epoch_start} (training step {step})"
+        return BadBatchError(
+            f"{where}: `{tensor}` holds {problem.format(*match.groups())}, e.g. {int(match.group(1))}. "
+            "The update of this batch was not applied. Fix or drop these examples."
+        )
+    return None
+
+
+def fit_checked(distiller, fit, *args, **kwargs):
+    """`fit(*args, **kwargs)` with the step checks' callback, and TF value errors naming the batch.
+
+    `Distiller.fit` calls it as `checks.fit_checked(self, super().fit, x, y, ...)`.
+    """
+    kwargs["callbacks"] = prepare_fit(distiller, kwargs.get("callbacks"))
+    step_check = next((c for c in kwargs["callbacks"] or [] if isinstance(c, StepCheck)), None)
+    try:
+        return fit(*args, **kwargs)
+    except tf.errors.InvalidArgumentError as error:
+        translated = translate_error(distiller, error, step_check) if enabled(distiller) else None
+        if translated is None:
+            raise
+        raise translated from error
+
+
+def prepare_fit(distiller, callbacks):
+    """Called by `Distiller.fit`: the callbacks with `StepCheck` first when the checks are on.
+
+    Also drops a train function traced with the other setting of `check_values`.
+    """
+    on = enabled(distiller)
+    traced = distiller.__dict__.get("_kd_checks_traced")
+    if traced is not None and traced != on:
+        distiller.train_function = None
+    if not on:
+        return callbacks
+    state(distiller)
+    callbacks = (
+        list(callbacks or [])
+        if not isinstance(callbacks, keras.callbacks.CallbackList)
+        else callbacks
+    )
+    if isinstance(callbacks, list) and not any(isinstance(c, StepCheck) for c in callbacks):
+        callbacks.insert(0, StepCheck())
+    return callbacks
+
+
+# ---------------------------------------------------------------- what is checked
+def _path_name(root, path):
+    return root + "".join(f"[{p!r}]" for p in path)
+
+
+def _values(tensor):
+    if isinstance(tensor, tf.RaggedTensor):
+        return tensor.flat_values
+    if isinstance(tensor, tf.SparseTensor):
+        return tensor.values
+    if isinstance(tensor, (tf.Tensor, tf.Variable)) or hasattr(tensor, "dtype"):
+        return tf.convert_to_tensor(tensor)
+    return None
+
+
+def _nonfinite(values):
+    return tf.logical_not(tf.math.is_finite(values))
+
+
+def _finite_checks(structure, root):
+    """`(name|problem, bad-mask function)` for every floating tensor of `structure`."""
+    found = []
+    for path, tensor in keras.tree.flatten_with_path(structure) if structure is not None else []:
+        values = _values(tensor)
+        if values is None or not values.dtype.is_floating:
+            continue
+        found.append((f"{_path_name(root, path)}|NaN/Inf value(s)", values, _nonfinite))
+    return found
+
+
+def _embedding_size(model):
+    sizes = [
+        layer.input_dim
+        for layer in compat.sublayers(model)
+        if isinstance(layer, keras.layers.Embedding)
+    ]
+    return max(sizes) if sizes else None
+
+
+def _id_checks(structure, root, model):
+    """Integer ids at or beyond the largest `Embedding` table of `model` (XLA would clamp them)."""
+    size = _embedding_size(model) if isinstance(model, keras.layers.Layer) else None
+    if size is None:
+        return []
+    found = []
+    for path, tensor in keras.tree.flatten_with_path(structure):
+        values = _values(tensor)
+        if values is None or not values.dtype.is_integer:
+            continue
+        found.append(
+            (
+                f"{_path_name(root, path)}|token id(s) outside [0, {size}) (the largest Embedding table)",
+                values,
+                lambda v, size=size: tf.logical_or(v < 0, v >= size),
+            )
+        )
+    return found
+
+
+def _num_classes(distiller, teacher_outputs):
+    logits = None
+    if isinstance(teacher_outputs, dict):
+        logits = teacher_outputs.get("logits")
+    elif (
+        isinstance(teacher_outputs, (list, tuple))
+        and teacher_outputs
+        and isinstance(teacher_outputs[0], dict)
+    ):
+        logits = teacher_outputs[0].get("logits")
+    if logits is not None and logits.shape.rank and logits.shape[-1] is not None:
+        return int(logits.shape[-1])
+    try:
+        return int(keras.tree.flatten(distiller.student.output)[0].shape[-1])
+    except (AttributeError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _label_checks(distiller, y, num_classes):
+    if y is None or isinstance(y, dict):
+        return []
+    from keras_kd.validation import _loss_kind  # one definition of the loss kinds
+
+    loss = getattr(distiller, "loss", None)
+    kind = _loss_kind(loss)
+    labels = _values(y)
+    if labels is None:
+        return []
+    if kind != "sparse":
+        return [] if not labels.dtype.is_floating else [("y|NaN/Inf label(s)", labels, _nonfinite)]
+    if labels.dtype == tf.string:
+        raise BadBatchError(
+            "The student loss expects integer class ids. Received labels `y` of dtype string: map the "
+            "class names to ids first."
+        )
+    ignore_class = getattr(loss, "ignore_class", None)
+    upper = num_classes if num_classes is not None else np.inf
+    interval = f"[0, {num_classes})" if num_classes is not None else "[0, inf)"
+
+    def bad_labels(v):
+        bad = (
+            tf.logical_or(v < 0, tf.cast(v, tf.float64) >= upper)
+            if num_classes is not None
+            else v < 0
+        )
+        if v.dtype.is_floating:
+            bad = tf.logical_or(bad, tf.logical_or(_nonfinite(v), tf.not_equal(v, tf.round(v))))
+        if ignore_class is not None:
+            bad = tf.logical_and(bad, tf.not_equal(v, tf.cast(ignore_class, v.dtype)))
+        return bad
+
+    return [
+        (
+            f"y|label(s) outside {interval} (class ids of a student with {num_classes} logits)",
+            labels,
+            bad_labels,
+        )
+    ]
+
+
+def _all_checks(distiller, optimizer, gradients, variables, batch, teacher_outputs, terms):
+    x, y, sample_weight = (
+        tuple(batch) + (None,) * (3 - len(batch)) if batch is not None else (None, None, None)
+    )
+    found = _label_checks(distiller, y, _num_classes(distiller, teacher_outputs))
+    found += _finite_checks(sample_weight, "sample_weight")
+    if x is not None:
+        student_x = keys.student_view(x)
+        found += _finite_checks(
+            student_x, "x" if not keys.is_distillation_batch(x) else f"x[{keys.STUDENT_INPUTS!r}]"
+        )
+        found += _id_checks(
+            student_x,
+            "x" if not keys.is_distillation_batch(x) else f"x[{keys.STUDENT_INPUTS!r}]",
+            distiller.student,
+        )
+        if keys.is_distillation_batch(x) and keys.TEACHER_INPUTS in x:
+            found += _finite_checks(x[keys.TEACHER_INPUTS], f"x[{keys.TEACHER_INPUTS!r}]")
+        if keys.cached_teacher_outputs(x) is None:
+            for teacher in distiller.teachers:
+                found += _id_checks(keys.teacher_view(x), "x (teacher view)", teacher)
+    cached = x is not None and keys.cached_teacher_outputs(x) is not None
+    found += _finite_checks(
+        teacher_outputs,
+        f"x[{keys.TEACHER_OUTPUTS!r}] (cached teacher outputs)" if cached else "teacher_outputs",
+    )
+    for name, value in (terms or {}).items():
+        found += _finite_checks(value, f"loss term {name}")
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # it skips such steps itself
+        for gradient, variable in zip(gradients, variables, strict=True):
+            if gradient is not None:
+                found += _finite_checks(
+                    gradient, f"gradient of {getattr(variable, 'path', None) or variable.name}"
+                )
+    return found
+
+
+# ---------------------------------------------------------------- in the step
+def _flags(found):
+    """One boolean per check: True when the check failed."""
+    return tf.stack([tf.reduce_any(bad(values)) for _, values, bad in found])
+
+
+def _details(found, index):
+    """`(count, one bad value)` of check `index`, as int64 / float64 (run only on failure)."""
+
+    def branch(values, bad):
+        def run():
+            flat_bad = tf.reshape(bad(values), [-1])
+            flat = tf.reshape(values, [-1])
+            first = tf.argmax(tf.cast(flat_bad, tf.int32), output_type=tf.int32)
+            return tf.reduce_sum(tf.cast(flat_bad, tf.int64)), tf.cast(
+                tf.gather(flat, first), tf.float64
+            )
+
+        return run
+
+    return tf.switch_case(index, [branch(values, bad) for _, values, bad in found])
+
+
+def _record(check_state, found, flags):
+    """Write the first failed check into `check_state` (kept if an earlier failure is unread)."""
+    index = tf.argmax(tf.cast(flags, tf.int32), output_type=tf.int32)
+    codes = tf.constant([check_state.code_of(name) for name, _, _ in found], tf.int32)
+    count, value = _details(found, index)
+    first = tf.equal(check_state.code, 0)
+    check_state.code.assign(tf.where(first, tf.gather(codes, index), check_state.code))
+    check_state.failed_step.assign(tf.where(first, check_state.step, check_state.failed_step))
+    check_state.count.assign(tf.where(first, count, check_state.count))
+    check_state.value.assign(tf.where(first, value, check_state.value))
+
+
+def _apply(optimizer, gradients, variables):
+    optimizer.apply_gradients(zip(gradients, variables, strict=True))
+
+
+def apply_gradients_checked(
+    distiller, optimizer, gradients, variables, batch=None, teacher_outputs=None, terms=None
+):
+    """Check the step's values and apply `gradients` to `variables` only if every check passes.
 
     Args:
-        distiller: the `Distiller` running the step.
+        distiller: the `Distiller` running the step (`distiller.check_values` turns checks off).
         optimizer: the optimizer that owns `variables`.
         gradients, variables: lists of the same length.
         batch: `(x, y, sample_weight)` of the step (after augmentation).
-        teacher_outputs: the teacher's outputs dict for the batch, or None.
+        teacher_outputs: the teacher's outputs dict for the batch (a list of dicts in the online
+            modes), or None.
         terms: the dict of loss terms (`loss`, `student_loss`, ...).
+
+    See the module docstring for what is checked and how a failure is reported.
     """
-    optimizer.apply_gradients(zip(gradients, variables, strict=True))
+    gradients, variables = list(gradients), list(variables)
+    on = enabled(distiller)
+    object.__setattr__(distiller, "_kd_checks_traced", on)
+    if not on:
+        _apply(optimizer, gradients, variables)
+        return
+    if not optimizer.built:
+        optimizer.build(variables)
+    check_state = state(distiller)
+    found = _all_checks(distiller, optimizer, gradients, variables, batch, teacher_outputs, terms)
+    if not found:
+        _apply(optimizer, gradients, variables)
+        return
+    flags = _flags(found)
+    context = tf.distribute.get_replica_context()
+    if (
+        context is None
+        or tf.__internal__.distribute.strategy_supports_no_merge_call()
+        or context.num_replicas_in_sync == 1
+    ):
+        if context is not None and context.num_replicas_in_sync > 1:  # all replicas skip together
+            flags = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(flags, tf.int32)) > 0
+        failed = tf.reduce_any(flags)
+        tf.cond(
+            failed,
+            lambda: _record(check_state, found, flags),
+            lambda: _apply(optimizer, gradients, variables),
+        )
+        if (
+            optimizer is distiller.optimizer
+        ):  # once per step (the online modes also apply the teacher's)
+            check_state.step.assign_add(1)
+        return
+    _apply_cross_replica(
+        context,
+        check_state,
+        optimizer,
+        gradients,
+        variables,
+        found,
+        flags,
+        optimizer is distiller.optimizer,
+    )
+
+
+def _apply_cross_replica(
+    context, check_state, optimizer, gradients, variables, found, flags, counts_step
+):
+    """As `keras.optimizers.LossScaleOptimizer`: a cond whose branch calls `merge_call` must run in
+    cross-replica context, so decide there from every replica's flags."""
+
+    def merge(distribution, flags):
+        bad = distribution.reduce(tf.distribute.ReduceOp.SUM, tf.cast(flags, tf.int32), axis=None)
+        failed = tf.reduce_any(bad > 0)
+
+        def apply_fn():
+            distribution.extended.call_for_each_replica(
+                _apply, args=(optimizer, gradients, variables)
+            )
+
+        def record_fn():
+            index = tf.argmax(tf.cast(bad > 0, tf.int32), output_type=tf.int32)
+            codes = tf.constant([check_state.code_of(name) for name, _, _ in found], tf.int32)
+            first = tf.equal(check_state.code, 0)
+            check_state.code.assign(tf.where(first, tf.gather(codes, index), check_state.code))
+            check_state.failed_step.assign(
+                tf.where(first, check_state.step, check_state.failed_step)
+            )
+            check_state.count.assign(
+                tf.where(first, tf.cast(tf.gather(bad, index), tf.int64), check_state.count)
+            )
+            check_state.value.assign(
+                tf.where(first, tf.constant(np.nan, tf.float64), check_state.value)
+            )
+
+        tf.cond(failed, record_fn, apply_fn)
+        if counts_step:
+            check_state.step.assign_add(1)
+
+    context.merge_call(merge, args=(flags,))

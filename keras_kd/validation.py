@@ -14,18 +14,29 @@ Keras-style error that says what was received and what to do:
   (class counts), found by running both on a few examples when static shapes are unknown;
 - labels that do not fit the student loss: strings or non-integer floats or one-hot rows for
   `SparseCategoricalCrossentropy`, ids outside `[0, num_classes)`, a wrong last axis for
-  `CategoricalCrossentropy`.
+  `CategoricalCrossentropy`;
+- a student that outputs probabilities (every row >= 0 and summing to 1: it ends in a softmax)
+  instead of logits; a teacher doing so gets a warning;
+- a compiled student loss with `from_logits=False` (including the string
+  `"sparse_categorical_crossentropy"`), which would apply a softmax to probabilities twice;
+- a layer shared by teacher and student: the frozen teacher would silently freeze it in the student
+  (an error with `mode="distill"`, a warning in the online modes where both train).
+
+These first-batch checks see a sample. Every batch is then checked inside the compiled step by
+`keras_kd.checks` (labels, finite inputs / teacher outputs / sample weights / losses / gradients).
 
 The checks peek at one batch (`dataset.take(1)`, or the first rows of arrays) and run the models
 on at most `MAX_ROWS` examples, outside any compiled function. Python generators are not peeked
 (that would consume them). Turn the checks off with `distiller.check_first_batch = False`.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.trainers.data_adapters import data_adapter_utils
 
+from keras_kd import _keras_compat as compat
 from keras_kd.data import keys
 from keras_kd.teachers.base import as_output_dict
 
@@ -49,7 +60,9 @@ def _is_array_like(value):
 def _rows(structure, count):
     if structure is None:
         return None
-    return tf.nest.map_structure(lambda a: a[:count] if hasattr(a, "__getitem__") else a, structure)  # sparse: whole
+    return tf.nest.map_structure(
+        lambda a: a[:count] if hasattr(a, "__getitem__") else a, structure
+    )  # sparse: whole
 
 
 def first_batch(x, y=None, sample_weight=None, name="x"):
@@ -61,12 +74,12 @@ def first_batch(x, y=None, sample_weight=None, name="x"):
         if int(x.cardinality()) == 0:
             raise _empty_error(name)
         for batch in x.take(1):
-            return data_adapter_utils.unpack_x_y_sample_weight(batch)
+            return keras.utils.unpack_x_y_sample_weight(batch)
         raise _empty_error(name)
     if isinstance(x, keras.utils.PyDataset):
         if x.num_batches == 0:
             raise _empty_error(name)
-        return data_adapter_utils.unpack_x_y_sample_weight(x[0])
+        return keras.utils.unpack_x_y_sample_weight(x[0])
     flat = tf.nest.flatten(x)
     if not flat or not all(_is_array_like(a) for a in flat):
         return None  # generators, iterators, distributed datasets: not peeked
@@ -105,7 +118,9 @@ def check_finite_teacher_outputs(x):
 
 def _embedding_sizes(model):
     return [
-        layer.input_dim for layer in model._flatten_layers(include_self=False) if isinstance(layer, keras.layers.Embedding)
+        layer.input_dim
+        for layer in compat.sublayers(model)
+        if isinstance(layer, keras.layers.Embedding)
     ]
 
 
@@ -147,7 +162,7 @@ def check_vocabulary(tokenizer, model, role="student"):
 
 
 def _loss_kind(loss):
-    """"sparse", "categorical" or None for the compiled student loss."""
+    """ "sparse", "categorical" or None for the compiled student loss."""
     if isinstance(loss, keras.losses.SparseCategoricalCrossentropy) or loss in (
         "sparse_categorical_crossentropy",
         keras.losses.sparse_categorical_crossentropy,
@@ -167,7 +182,11 @@ def check_labels(y, num_classes, loss):
     if y is None or kind is None or num_classes is None or isinstance(y, dict):
         return
     labels = _numpy(y)
-    name = type(loss).__name__ if isinstance(loss, keras.losses.Loss) else str(getattr(loss, "__name__", loss))
+    name = (
+        type(loss).__name__
+        if isinstance(loss, keras.losses.Loss)
+        else str(getattr(loss, "__name__", loss))
+    )
     if kind == "categorical":
         if labels.ndim < 2 or labels.shape[-1] != num_classes:
             raise ValueError(
@@ -190,7 +209,9 @@ def check_labels(y, num_classes, loss):
     if np.issubdtype(labels.dtype, np.floating):
         fractional = labels[np.isfinite(labels) & (labels != np.round(labels))]
         if fractional.size or not np.all(np.isfinite(labels)):
-            example = fractional.flat[0] if fractional.size else labels[~np.isfinite(labels)].flat[0]
+            example = (
+                fractional.flat[0] if fractional.size else labels[~np.isfinite(labels)].flat[0]
+            )
             raise ValueError(
                 f"`{name}` expects integer class ids. Received float labels with non-integer values "
                 f"(e.g. {example!r}). Pass int labels, or use keras.losses.CategoricalCrossentropy "
@@ -217,6 +238,93 @@ def _logits(outputs, role):
     return outputs["logits"]
 
 
+def _looks_like_probabilities(values):
+    values = _numpy(values).astype(np.float64)
+    if (
+        values.ndim < 2
+        or values.shape[-1] < 2
+        or not values.size
+        or not np.all(np.isfinite(values))
+    ):
+        return False
+    return bool(np.all(values >= 0) and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3))
+
+
+PROBABILITIES_FIX = (
+    "Remove the final softmax (e.g. `Dense(num_classes)` with no activation) and apply it at "
+    "inference (`keras_kd.export.saved_model` adds `probabilities` to the serving outputs)."
+)
+
+
+def check_logits_not_probabilities(logits, role="student"):
+    """Raise (student) or warn (teacher) when `logits` are probabilities: rows >= 0 summing to 1."""
+    if not _looks_like_probabilities(logits):
+        return
+    message = (
+        f"The {role}'s outputs look like probabilities, not logits: every row of the first batch is "
+        f">= 0 and sums to 1 (its last layer is probably a softmax). The Distiller softens logits with "
+        f"the temperature; a softmax of probabilities is close to uniform, so distillation would "
+        f"silently learn little. {PROBABILITIES_FIX}"
+    )
+    if role == "student":
+        raise ValueError(message)
+    warnings.warn(message, stacklevel=3)
+
+
+def check_loss_from_logits(loss):
+    """Raise when the compiled student loss expects probabilities (`from_logits=False`)."""
+    kind = _loss_kind(loss)
+    if kind is None:
+        return
+    from_logits = getattr(loss, "from_logits", None)
+    if isinstance(loss, keras.losses.Loss):
+        from_logits = loss.get_config().get("from_logits", from_logits)
+    if from_logits:
+        return
+    name = (
+        type(loss).__name__
+        if isinstance(loss, keras.losses.Loss)
+        else repr(getattr(loss, "__name__", loss))
+    )
+    fixed = "SparseCategoricalCrossentropy" if kind == "sparse" else "CategoricalCrossentropy"
+    raise ValueError(
+        f"`loss` must take logits: the Distiller's student outputs logits, but compile(loss={name}) has "
+        f"from_logits=False, so it would treat them as probabilities. Use "
+        f"`keras.losses.{fixed}(from_logits=True)` (the default when `loss` is not given)."
+    )
+
+
+def check_shared_layers(distiller):
+    """Raise (frozen teacher) or warn (online modes) when teacher and student share weights."""
+    student = distiller.student
+    student_layers = {}
+    for layer in compat.sublayers(student):
+        for variable in layer.weights:
+            student_layers.setdefault(id(variable), layer.name)
+    shared = []
+    for teacher in distiller.teachers:
+        if not isinstance(teacher, keras.layers.Layer):
+            continue
+        for variable in teacher.weights:
+            name = student_layers.get(id(variable))
+            if name is not None and name not in shared:
+                shared.append(name)
+    if not shared:
+        return
+    if distiller.mode == "distill":
+        raise ValueError(
+            f"Teacher and student share the layer(s) {shared}: the Distiller freezes the teacher, which "
+            "silently freezes these layers in the student too. Give the student its own copy (e.g. "
+            "`keras.models.clone_model` of the layer, then `set_weights`), or, to keep a shared frozen "
+            "layer on purpose, set `distiller.check_first_batch = False`."
+        )
+    warnings.warn(
+        f"Teacher and student share the layer(s) {shared}: in mode={distiller.mode!r} both optimizers "
+        "update them.",
+        stacklevel=3,
+    )
+
+
 # ---------------------------------------------------------------- entry point
 def check_first_batch(distiller, x, y=None, sample_weight=None, name="x", training=True):
     """Run every check on the first batch of `x` (see the module docstring). Returns the batch or None.
@@ -228,6 +336,9 @@ def check_first_batch(distiller, x, y=None, sample_weight=None, name="x", traini
     if batch is None:
         return None
     bx, by, _ = batch
+    check_shared_layers(distiller)
+    if training:
+        check_loss_from_logits(getattr(distiller, "loss", None))
     check_finite_teacher_outputs(bx)
     if training and not distiller._has_teacher_outputs(bx):
         distiller.teacher_outputs(bx)  # raises the "no teacher, no cached outputs" error
@@ -235,12 +346,14 @@ def check_first_batch(distiller, x, y=None, sample_weight=None, name="x", traini
     check_token_ids(distiller.student, keys.student_view(small), role="student")
     with distiller.distribute_strategy.scope():
         student_logits = _logits(distiller._student_outputs(small, training=False), "student")
+        check_logits_not_probabilities(student_logits, "student")
         if distiller._has_teacher_outputs(small):
             if keys.cached_teacher_outputs(small) is None:
                 for teacher in distiller.teachers:
                     check_token_ids(teacher, keys.teacher_view(small), role="teacher")
             teacher_logits = _logits(distiller.teacher_outputs(small), "teacher")
             _check_shapes(teacher_logits.shape, student_logits.shape)
+            check_logits_not_probabilities(teacher_logits, "teacher")
     num_classes = student_logits.shape[-1]
     check_labels(by, num_classes, getattr(distiller, "loss", None))
     return batch

@@ -94,6 +94,30 @@ class TFLiteRunner:
                 self.interpreter.resize_tensor_input(detail["index"], [1, *detail["shape"][1:]])
         self.interpreter.allocate_tensors()
 
+    def _fit_shapes(self, shapes):
+        """Resize inputs with unknown dims (variable-length token ids) to this example's shape."""
+        current = {
+            detail["name"]: tuple(detail["shape"])
+            for detail in self.interpreter.get_input_details()
+        }
+        resized = False
+        for name, detail in self.inputs.items():
+            shape = tuple(int(d) for d in shapes[name])
+            if current.get(detail["name"], shape) == shape:
+                continue
+            signature = tuple(detail.get("shape_signature", detail["shape"]))
+            if len(signature) != len(shape) or any(
+                s not in (-1, d) for s, d in zip(signature[1:], shape[1:], strict=True)
+            ):
+                raise ValueError(
+                    f"{self.path} takes input {name!r} of shape {signature} (-1: any size); received an "
+                    f"example of shape {shape}."
+                )
+            self.interpreter.resize_tensor_input(detail["index"], list(shape))
+            resized = True
+        if resized:
+            self.interpreter.allocate_tensors()
+
     def get_config(self):
         return {"path": self.path, "num_threads": self.num_threads}
 
@@ -109,6 +133,7 @@ class TFLiteRunner:
         count = len(next(iter(inputs.values())))
         logits, seconds = [], np.empty(count)
         for i in range(count):
+            self._fit_shapes({name: inputs[name][i : i + 1].shape for name in self.inputs})
             start = time.perf_counter()
             for name, detail in self.inputs.items():
                 self.interpreter.set_tensor(

@@ -18,6 +18,9 @@ The artifact loads with `tf.saved_model.load` and serves without keras or keras-
 (import `tensorflow_text` first when the preprocessor uses its ops).
 """
 
+import os
+import shutil
+
 import keras
 import tensorflow as tf
 
@@ -161,7 +164,9 @@ def prepare_folder(path, overwrite):
     """
     path = os.fspath(path)
     if os.path.isfile(path):
-        raise FileExistsError(f"`path` must be a folder for the SavedModel, but {path!r} is a file.")
+        raise FileExistsError(
+            f"`path` must be a folder for the SavedModel, but {path!r} is a file."
+        )
     if os.path.isdir(path) and os.listdir(path):
         if not overwrite:
             raise FileExistsError(
@@ -203,7 +208,9 @@ def build_archive(model, endpoints, also_track=()):
         archive.track(resource)
     # Keras lists its own `Variable` wrappers here, which the checkpoint would store a second time
     # next to the tf.Variables the endpoints read: list the tf.Variables, so each is written once.
-    compat.replace_archive_variables(archive, lambda tracked: [getattr(v, "value", v) for v in tracked])
+    compat.replace_archive_variables(
+        archive, lambda tracked: [getattr(v, "value", v) for v in tracked]
+    )
     for name, (fn, signature) in endpoints.items():
         archive.add_endpoint(name, fn, input_signature=signature)
     return archive

@@ -269,9 +269,11 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         paths["scratch"] = os.path.join(out_dir, "student_scratch.keras")
         keras.saving.save_model(scratch, paths["scratch"])
         rows.append(report_lib.model_row("scratch student", scratch, data.x_test, data.y_test,
-                                         class_names=data.class_names, reference_logits=teacher_test_logits))
+                                         class_names=data.class_names, reference_logits=teacher_test_logits,
+                                         logits=outputs_of(scratch, data.x_test)))
     rows.append(report_lib.model_row("distilled student", student, data.x_test, data.y_test,
-                                     class_names=data.class_names, reference_logits=teacher_test_logits))
+                                     class_names=data.class_names, reference_logits=teacher_test_logits,
+                                     logits=outputs_of(student, data.x_test)))
     representative = data.x_train[:256] if len(data.x_train) else None
     exports = report_lib.export_student(
         student, out_dir, representative_data=representative, preprocessor=data.tokenizer,

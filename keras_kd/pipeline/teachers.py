@@ -247,6 +247,9 @@ def batches(x, batch_size):
             else x[start : start + batch_size]
 
 
+_CALLS = {}  # (id(model), key) -> (model, its compiled call): one trace per model, not per call
+
+
 def outputs_of(model, x, key="logits", batch_size=256):
     """A model's `key` output on `x` as NumPy float32, batch by batch (works for every teacher adapter:
     no `predict` needed)."""
@@ -254,7 +257,11 @@ def outputs_of(model, x, key="logits", batch_size=256):
 
     from keras_kd.teachers.base import as_output_dict
 
-    call = tf.function(lambda inputs: as_output_dict(model(inputs, training=False))[key], reduce_retracing=True)
+    cache_key = (id(model), key)
+    if cache_key not in _CALLS or _CALLS[cache_key][0] is not model:
+        _CALLS[cache_key] = (model, tf.function(lambda inputs: as_output_dict(model(inputs, training=False))[key],
+                                                reduce_retracing=True))
+    call = _CALLS[cache_key][1]
     parts = [np.asarray(call(b), dtype="float32") for b in batches(x, batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0,), "float32")
 

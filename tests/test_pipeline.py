@@ -1,0 +1,104 @@
+"""`keras_kd.pipeline`: teachers from files, probabilities → logits, multi-teacher/feature configs, results."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from keras_kd import pipeline
+from keras_kd.pipeline import teachers as pipeline_teachers
+
+
+def _csv(path, n=8):
+    rows = [(f"good {i}", "pos") for i in range(n)] + [(f"bad {i}", "neg") for i in range(n)]
+    path.write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in rows) + "\n")
+    return str(path)
+
+
+def _config(tmp_path, **sections):
+    config = {
+        "name": "t",
+        "teacher": {"builder": "char_cnn", "kwargs": {"embed_dim": 4, "filters": 4, "kernel_sizes": [2], "hidden": 4}},
+        "student": {"builder": "char_cnn", "kwargs": {"embed_dim": 2, "filters": 2, "kernel_sizes": [2], "hidden": 0}},
+        "data": {"source": {"format": "csv", "train": _csv(tmp_path / "train.csv"), "test_fraction": 0.25},
+                 "vocabulary_size": 32, "sequence_length": 8, "validation_fraction": 0.0},
+        "training": {"epochs": 1, "batch_size": 8, "jit_compile": False, "steps_per_epoch": 1},
+        "baseline": {"enabled": False},
+        "export": {"saved_model": False, "tflite": []},
+        "output": {"saved_models_dir": str(tmp_path / "out"), "runs_dir": str(tmp_path / "runs")},
+    }
+    config.update(sections)
+    return config
+
+
+def test_probabilities_are_detected_and_converted_to_logits():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Softmax()])
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    probabilities = model(x).numpy()
+    assert pipeline_teachers.looks_like_probabilities(probabilities)
+    assert not pipeline_teachers.looks_like_probabilities(np.log(probabilities))
+    spec = pipeline.parse_config({"teacher": {"path": "t.keras"}, "student": {"builder": "mlp"},
+                                  "data": {"dataset": "mnist_5k"}}).teacher
+    teacher = pipeline_teachers.Teacher(model, spec, "keras")
+    with pytest.warns(UserWarning, match=r"`teacher` outputs probabilities .* uses log\(probabilities\)"):
+        pipeline_teachers.ensure_logits(teacher, x, "teacher")
+    logits = pipeline_teachers.outputs_of(teacher.model, x)
+    np.testing.assert_allclose(logits, np.log(probabilities), rtol=1e-5, atol=1e-6)
+    # a logits teacher is left alone, silently
+    plain = pipeline_teachers.Teacher(keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)]), spec, "keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pipeline_teachers.ensure_logits(plain, x, "teacher").model is plain.model
+
+
+def test_keras_teacher_picks_layers_of_a_sequential_model():
+    import keras
+
+    from keras_kd.teachers import KerasTeacher
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="h"), keras.layers.Dense(2, name="out")])
+    outputs = KerasTeacher(model, outputs={"logits": None, "hidden_states": ["h"]})(np.ones((2, 4), "float32"))
+    assert outputs["logits"].shape == (2, 2) and outputs["hidden_states"][0].shape == (2, 3)
+    np.testing.assert_allclose(outputs["logits"], model(np.ones((2, 4), "float32")), rtol=1e-6)
+
+
+def test_sha256_accepts_the_right_file_and_refuses_another(tmp_path):
+    path = tmp_path / "t.keras"
+    path.write_bytes(b"teacher bytes")
+    import hashlib
+
+    digest = hashlib.sha256(b"teacher bytes").hexdigest()
+    pipeline_teachers.check_sha256(str(path), digest, "teacher")
+    with pytest.raises(pipeline.ConfigError, match=r"`teacher.sha256`: .* has SHA-256 [0-9a-f]{64}, the config "
+                                                   r"expects 0{64}"):
+        pipeline_teachers.check_sha256(str(path), "0" * 64, "teacher")
+
+
+def test_run_returns_metrics_and_paths(tmp_path):
+    result = pipeline.run(_config(tmp_path), verbose=0)
+    assert result.name == "t" and result.task == "classification" and result.class_names == ["neg", "pos"]
+    assert set(result.metrics) == {"teacher", "distilled"}
+    assert 0.0 <= result.metrics["distilled"]["accuracy"] <= 1.0
+    assert result.metrics["teacher"]["params"] > result.metrics["distilled"]["params"]
+    assert (tmp_path / "out" / "t" / "report.md").is_file() and result.paths["report"].endswith("report.md")
+
+
+@pytest.mark.large  # two online teachers + a feature loss: ~1 min on 2 busy cores
+def test_multi_teacher_with_weights_and_a_feature_loss(tmp_path):
+    teacher = _config(tmp_path)["teacher"]
+    hidden = {**teacher, "kwargs": {**teacher["kwargs"], "expose_hidden": True}}
+    config = _config(
+        tmp_path,
+        teacher=None,
+        teachers=[{**hidden, "weight": 3.0}, {**hidden, "kwargs": {**hidden["kwargs"], "filters": 6}}],
+        student={"builder": "char_cnn", "kwargs": {"embed_dim": 2, "filters": 2, "kernel_sizes": [2], "hidden": 3,
+                                                   "expose_hidden": True}},
+        distillation={"loss": "kl", "temperature": 2.0, "alpha": 0.5,
+                      "feature_losses": [{"name": "hidden_mse", "weight": 0.1}]},
+    )
+    config.pop("teacher")
+    result = pipeline.run(config, verbose=0)
+    assert {"teacher 0", "teacher 1", "distilled"} <= set(result.metrics)
+    assert "online teacher" in (tmp_path / "out" / "t" / "report.md").read_text()

@@ -23,10 +23,9 @@ def load_student(path):
     import multilingual_embeddings as ml
 
     student = keras.saving.load_model(path)
-    buckets = student.get_layer("ngram_embedding").input_dim
 
-    def embed(texts):
-        return student.predict(ml.ngram_ids(list(texts), buckets), batch_size=512, verbose=0)
+    def embed(texts):  # the ids this student reads (bucket count and hashes read off the model)
+        return student.predict(ml.student_ngram_ids(student, texts), batch_size=512, verbose=0)
 
     return student, embed
 

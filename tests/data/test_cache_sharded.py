@@ -3,6 +3,7 @@ several caches for several teachers, and a clear error for every way a cache can
 
 import hashlib
 import json
+import time
 
 import keras
 import numpy as np
@@ -56,11 +57,12 @@ def _arrays(dataset):
 class CountingTeacher:
     """A callable teacher that counts its calls and can crash at a given call (a killed run)."""
 
-    def __init__(self, model, crash_at=None):
+    def __init__(self, model, crash_at=None, delay=0.0):
         self.model = model
-        self._calls, self._crash_at = 0, crash_at
+        self._calls, self._crash_at, self._delay = 0, crash_at, delay  # private: not fingerprinted
 
     def __call__(self, x):
+        time.sleep(self._delay)
         self._calls += 1
         if self._crash_at is not None and self._calls >= self._crash_at:
             raise KeyboardInterrupt("simulated kill")
@@ -456,3 +458,52 @@ def test_a_changed_augmentation_is_refused(tmp_path):
         cache.cache_teacher_outputs(
             teacher, dataset, views=2, augmentation=wider, seed=1, path=path, verbose=0
         )
+
+
+_KILLED_SCRIPT = """
+import sys
+import numpy as np, tensorflow as tf
+sys.path.insert(0, {tests!r})
+from test_cache_sharded import CountingTeacher, make_teacher
+from keras_kd.data import cache
+
+x = np.random.default_rng(3).normal(size=(160, 8)).astype("float32")
+dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(160, dtype="int32"))).batch(16)
+cache.cache_teacher_outputs(CountingTeacher(make_teacher(), delay=0.5), dataset, path={path!r}, shard_size=16, verbose=0)
+"""
+
+
+@pytest.mark.large
+def test_resume_after_sigkill_at_half(tmp_path):
+    """A real kill (SIGKILL of the caching process at ~50 %), then a rerun: same cache, fewer calls."""
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "killed"
+    script = _KILLED_SCRIPT.format(tests=str(pathlib.Path(__file__).parent), path=str(path))
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        manifest = cache.read_manifest(path) if (path / "manifest.json").is_file() else None
+        if manifest is not None and len(manifest["shards"]) >= 5:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(cache.read_manifest(path)["shards"])
+    assert 5 <= finished < 10
+
+    x = np.random.default_rng(3).normal(size=(160, 8)).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(160, dtype="int32"))).batch(16)
+    model = make_teacher()  # the same weights as in the killed process (seeded initializers)
+    teacher = CountingTeacher(model)
+    resumed = cache.cache_teacher_outputs(teacher, dataset, path=path, shard_size=16, verbose=0)
+    assert teacher._calls == 10 - finished  # finished shards are not recomputed
+    reference = cache.cache_teacher_outputs(CountingTeacher(model), dataset, verbose=0)
+    for left, right in zip(_arrays(reference), _arrays(resumed), strict=True):
+        np.testing.assert_array_equal(left, right)

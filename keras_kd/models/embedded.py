@@ -145,11 +145,16 @@ def build_embedded_teacher(config, output, seed=None, verbose=1):
 
     import keras
 
-    from keras_kd import models, pipeline
+    # Not `keras_kd.pipeline` itself: the pipeline imports this module.
+    from keras_kd import models
+    from keras_kd.pipeline.config import load_config
     from keras_kd.pipeline.data import prepare_data
 
-    path = config if os.path.isfile(str(config)) else pipeline.bundled_config(config)
-    run_config = pipeline.load_config(path)
+    bundled = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", f"{config}.yaml")
+    path = config if os.path.isfile(str(config)) else bundled
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"`config` must be a config file or a bundled config name. Received: config={config!r}")
+    run_config = load_config(path)
     spec = run_config.teacher
     if spec is None or spec.builder is None or not spec.train_epochs:
         raise ValueError(f"{path}: the embedded teacher is built from `teacher.builder` with `teacher.train_epochs` > 0.")

@@ -116,12 +116,26 @@ def check_card(card, directory, data_sha256=None):
         )
 
 
+def resolve_folder(directory):
+    """`directory` as given when it exists, else relative to the source tree keras_kd was installed from
+    (`make demo` in a clone: `saved_models/demo_teacher` is found from any working directory)."""
+    if os.path.isabs(directory) or os.path.isdir(directory):
+        return directory
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidate = os.path.join(root, directory)
+    return candidate if os.path.isdir(candidate) else directory
+
+
 def load_embedded_teacher(directory, data_sha256=None):
-    """Load the teacher of `directory` (safe_mode) after checking its card; returns `(model, card)`."""
+    """Load the teacher of `directory` (safe_mode) after checking its card; returns `(model, card)`.
+
+    A relative `directory` that does not exist is looked up in the source tree (`resolve_folder`).
+    """
     import keras
 
     import keras_kd.models  # noqa: F401  (registers the built-in layers before loading)
 
+    directory = resolve_folder(directory)
     card = read_card(directory)
     check_card(card, directory, data_sha256)
     model = keras.saving.load_model(os.path.join(directory, card["model_file"]), safe_mode=True)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -82,3 +83,11 @@ def test_build_from_a_config_and_load_with_the_same_split(tmp_path):
                                               data_sha256=embedded.prepared_data_sha256(data))
     accuracy = float(np.mean(np.argmax(model.predict(data.x_test, verbose=0), -1) == data.y_test))
     assert accuracy == pytest.approx(card["accuracy"]["test"])
+
+
+def test_relative_folder_is_found_in_the_source_tree(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no saved_models/ here
+    folder = embedded.resolve_folder("saved_models/demo_teacher")  # the demo's teacher, tracked in git
+    assert folder != "saved_models/demo_teacher" and (pathlib.Path(folder) / "card.json").is_file()
+    assert embedded.resolve_folder(str(tmp_path)) == str(tmp_path)
+    assert embedded.resolve_folder("no/such/folder") == "no/such/folder"

@@ -409,7 +409,9 @@ def _gamma(shape, concentration, seed, proposals=8):
     value = tf.reduce_sum(tf.one_hot(first, proposals, axis=0) * d * safe_v, axis=0)
     value = tf.where(tf.reduce_any(accept, axis=0), value, c)
     if boost:
-        value *= tf.random.stateless_uniform(shape, seeds[2], minval=1e-12, maxval=1.0) ** (1.0 / concentration)
+        value *= tf.random.stateless_uniform(shape, seeds[2], minval=1e-12, maxval=1.0) ** (
+            1.0 / concentration
+        )
     return value
 
 
@@ -479,7 +481,9 @@ class RandomShift(ImageAugmentation):
     def __init__(self, max_shift=2, fill_value=0.0, seed=None, image_shape=None, **kwargs):
         super().__init__(seed=seed, image_shape=image_shape, **kwargs)
         if not isinstance(max_shift, int) or max_shift < 0:
-            raise ValueError(f"`max_shift` must be a non-negative integer. Received: max_shift={max_shift!r}")
+            raise ValueError(
+                f"`max_shift` must be a non-negative integer. Received: max_shift={max_shift!r}"
+            )
         self.max_shift, self.fill_value = max_shift, float(fill_value)
 
     def augment_images(self, images, seed):
@@ -502,7 +506,9 @@ class RandomFlip(ImageAugmentation):
         self.rate = float(rate)
 
     def augment_images(self, images, seed):
-        return flip_images(images, tf.random.stateless_uniform([tf.shape(images)[0]], seed) < self.rate)
+        return flip_images(
+            images, tf.random.stateless_uniform([tf.shape(images)[0]], seed) < self.rate
+        )
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate}
@@ -522,7 +528,9 @@ class MixUp(ImageAugmentation):
     def __init__(self, concentration=1.0, seed=None, image_shape=None, **kwargs):
         super().__init__(seed=seed, image_shape=image_shape, **kwargs)
         if not float(concentration) > 0:
-            raise ValueError(f"`concentration` must be > 0. Received: concentration={concentration}")
+            raise ValueError(
+                f"`concentration` must be > 0. Received: concentration={concentration}"
+            )
         self.concentration = float(concentration)
 
     def augment_images(self, images, seed):
@@ -549,14 +557,18 @@ class CutMix(ImageAugmentation):
     def __init__(self, concentration=1.0, seed=None, image_shape=None, **kwargs):
         super().__init__(seed=seed, image_shape=image_shape, **kwargs)
         if not float(concentration) > 0:
-            raise ValueError(f"`concentration` must be > 0. Received: concentration={concentration}")
+            raise ValueError(
+                f"`concentration` must be > 0. Received: concentration={concentration}"
+            )
         self.concentration = float(concentration)
 
     def augment_images(self, images, seed):
         seeds = tf.random.experimental.stateless_split(seed, 3)
         batch = tf.shape(images)[0]
         size = tf.cast(tf.shape(images)[1:3], "float32")
-        cut = tf.sqrt(1.0 - _beta([batch], self.concentration, seeds[0]))[:, None] * size  # (batch, 2)
+        cut = (
+            tf.sqrt(1.0 - _beta([batch], self.concentration, seeds[0]))[:, None] * size
+        )  # (batch, 2)
         centre = tf.random.stateless_uniform([batch, 2], seeds[1]) * size
         low = tf.clip_by_value(tf.round(centre - cut / 2), 0.0, size)
         high = tf.clip_by_value(tf.round(centre + cut / 2), 0.0, size)
@@ -577,7 +589,8 @@ class Compose(keras.layers.Layer):
     def __init__(self, augmentations, **kwargs):
         super().__init__(**kwargs)
         self.augmentations = [
-            keras.saving.deserialize_keras_object(a) if isinstance(a, dict) else a for a in augmentations
+            keras.saving.deserialize_keras_object(a) if isinstance(a, dict) else a
+            for a in augmentations
         ]
         for augmentation in self.augmentations:
             if not callable(augmentation):
@@ -588,7 +601,9 @@ class Compose(keras.layers.Layer):
         seeds = None
         if seed is not None:
             seed = [seed, 0] if isinstance(seed, int) else seed
-            seeds = tf.random.experimental.stateless_split(tf.cast(seed, "int64"), len(self.augmentations))
+            seeds = tf.random.experimental.stateless_split(
+                tf.cast(seed, "int64"), len(self.augmentations)
+            )
         for i, augmentation in enumerate(self.augmentations):
             inputs = augmentation(inputs) if seeds is None else augmentation(inputs, seed=seeds[i])
         return inputs

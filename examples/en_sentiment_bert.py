@@ -247,11 +247,12 @@ def student_table(init, dim, scale, folder=FOLDER):
     return embedding_from_teacher(table, dim, method="pca", scale=scale)
 
 
-def train_scratch(vocab_size, x_train, y_train, args, seed):
+def train_scratch(vocab_size, x_train, y_train, args, seed, embedding_table=None):
+    """The student on labels only (CE); `embedding_table` initialises its embedding (None = random)."""
     import keras
 
     _common.set_seed(seed)
-    model = logits_only(build_student(vocab_size, args.embed_dim))
+    model = logits_only(build_student(vocab_size, args.embed_dim, embedding_table=embedding_table))
     model.compile(optimizer=keras.optimizers.Adam(args.lr), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
     return model
@@ -294,7 +295,11 @@ def main(argv=None):
     p.add_argument("--hidden-weight", type=float, default=1.0)
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--skip-scratch", action="store_true", help="only the distilled student (for sweeps)")
+    p.add_argument("--labels-only", action="store_true",
+                   help="no teacher outputs: the student on labels, random init vs `--init` from the pretrained teacher")
     args = p.parse_args(argv)
+    if args.labels_only:
+        return labels_only_init(args)
     folder, limit = FOLDER, None
     if args.smoke:  # the whole path on 64 reviews, cached beside the output
         folder, limit = _common.pathlib.Path(args.output).resolve().parent / "en_sentiment_bert_smoke", 64
@@ -383,6 +388,42 @@ def main(argv=None):
         and (latency.get("tflite_speedup") or 0) >= 10
     )
     return _common.write_results(args.output, NAME, rows, summary, smoke=args.smoke)
+
+
+def labels_only_init(args):
+    """Does initialising the student's embedding from the (pretrained, not fine-tuned) teacher help on
+    labels alone? Same student and budget, random vs PCA-projected teacher table; no teacher pass
+    over the reviews (only its tokenizer and its token table)."""
+    from keras_kd.data import datasets
+
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    teacher = load_teacher()
+    (train_texts, y_train), (test_texts, y_test) = datasets.load_rotten_tomatoes(seed=0)
+    x_train, x_test = tokenize(teacher, list(train_texts))["token_ids"], tokenize(teacher, list(test_texts))["token_ids"]
+    y_train, y_test = np.asarray(y_train, "int32"), np.asarray(y_test, "int32")
+    source = args.init.split("-", 1)[1] if args.init != "random" else "pretrained"
+    path = FOLDER / f"wordpiece_table_{source}_pretrained_backbone.npy"
+    if not path.exists():
+        table = (teacher.backbone.token_embedding.embeddings.numpy() if source == "pretrained"
+                 else token_output_table(teacher.backbone))
+        np.save(path, table)
+    from keras_kd.students import embedding_from_teacher
+
+    table = embedding_from_teacher(np.load(path), args.embed_dim, method="pca", scale=args.init_scale)
+    results = {"random": [], "teacher_init": []}
+    for s in args.seeds:
+        for name, init in (("random", None), ("teacher_init", table)):
+            model = train_scratch(teacher.backbone.vocabulary_size, x_train, y_train, args, s, embedding_table=init)
+            results[name].append(_common.accuracy(model.predict(x_test, verbose=0), y_test))
+        print(f"[{NAME}] seed {s}: random {results['random'][-1]:.4f}, teacher init {results['teacher_init'][-1]:.4f}", flush=True)
+    rows = [
+        {"model": "WordPiece CNN, random embedding init, labels only", "role": "student", "params": model.count_params(),
+         "metrics": {"accuracy": _common.mean_std(results["random"])}, "time_s": 0.0, "note": f"{args.epochs} epochs"},
+        {"model": f"WordPiece CNN, embedding = PCA({args.embed_dim}) of the pretrained MiniLM's {source} token table, labels only",
+         "role": "student", "params": model.count_params(),
+         "metrics": {"accuracy": _common.mean_std(results["teacher_init"])}, "time_s": 0.0, "note": f"{args.epochs} epochs"},
+    ]
+    return _common.write_results(args.output, NAME, rows, {"gain": float(np.mean(results["teacher_init"]) - np.mean(results["random"]))})
 
 
 def tflite_latency(teacher, student, x_test):

@@ -35,6 +35,9 @@ draw them from a `keras.random.SeedGenerator` (or from an explicit `seed=` call 
 stateless `[2]` seed, so a cache can give view `k` of batch `b` the seed `[k, b]`).
 """
 
+import copy
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -256,7 +259,7 @@ def expand_with_augmentations(dataset, augmentation, copies=1):
     run afterwards (online or `cache_teacher_outputs`) labels exactly what the student sees.
     """
 
-    def augment_all(x, *rest):
+    def augment_all(x, *rest, augmentation=augmentation):
         if keys.is_distillation_batch(x):
             x = {k: (v if k == keys.TEACHER_OUTPUTS else augmentation(v)) for k, v in x.items()}
         else:
@@ -264,11 +267,28 @@ def expand_with_augmentations(dataset, augmentation, copies=1):
         return (x, *rest) if rest else x
 
     expanded = dataset
-    for _ in range(copies):
+    for index in range(copies):
         expanded = expanded.concatenate(
-            dataset.map(augment_all, num_parallel_calls=tf.data.AUTOTUNE)
+            dataset.map(
+                functools.partial(augment_all, augmentation=_reseeded(augmentation, index)),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         )
     return expanded
+
+
+def _reseeded(augmentation, index):
+    """`augmentation` with an op-level seed of its own for augmented copy `index`.
+
+    Each `dataset.map` traces a new graph whose random ops get the same seeds (from the op seed, or
+    from the global seed and the op's position), so without this every copy would repeat the same
+    draws: K identical copies instead of K different ones.
+    """
+    if not hasattr(augmentation, "seed"):
+        return augmentation
+    view = copy.copy(augmentation)
+    view.seed = (augmentation.seed or 0) + 104729 * (index + 1)
+    return view
 
 
 def pseudo_label(

@@ -310,3 +310,21 @@ def test_image_augmentations_compile_under_xla():
     result = compiled(x, seed).numpy()
     np.testing.assert_array_equal(result, compiled(x, seed).numpy())
     assert result.shape == x.shape and np.isfinite(result).all() and 0 <= result.min() <= result.max() <= 1
+
+
+def test_expand_with_augmentations_gives_different_copies():
+    # Each dataset.map re-traces the augmentation with the same op seeds: copies must be reseeded.
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_kd.data.augment import TokenAugmentation, expand_with_augmentations
+
+    x = (np.arange(40 * 20).reshape(40, 20) % 50 + 3).astype("int32")
+    for seed in (0, None):
+        augmentation = TokenAugmentation(delete_rate=0.2, num_swaps=2, seed=seed)
+        out = np.concatenate(list(expand_with_augmentations(
+            tf.data.Dataset.from_tensor_slices(x).batch(10), augmentation, copies=3).as_numpy_iterator()))
+        original, *copies = out.reshape(4, 40, 20)
+        np.testing.assert_array_equal(original, x)
+        assert not np.array_equal(copies[0], copies[1]) and not np.array_equal(copies[1], copies[2]), seed
+        assert augmentation.seed == seed  # the caller's augmentation is not changed

@@ -38,11 +38,17 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[\w.-]+/)+[\w.-]*")
 _CACHE_NOTE = re.compile(r"\s*\([^()]*\.cache[^()]*\)")
 
 
-def clean_text(text):
-    """A note or hardware line without machine paths, local cache locations or load remarks."""
-    text = _CACHE_NOTE.sub("", str(text))
+def clean_wording(text):
+    """Remarks about who else was using the machine dropped; machine paths replaced by `<path>`."""
     text = re.sub(r"\s*[—-]+\s*shared with other jobs[^.;]*", "", text)
-    return _ABSOLUTE_PATH.sub("<path>", text).replace("|", "/").strip()
+    text = re.sub(r",?\s*\d+ (?:helpers|jobs|sessions) running", "", text)
+    text = re.sub(r"\bshared machine\b", "busy machine", text)
+    return _ABSOLUTE_PATH.sub("<path>", text)
+
+
+def clean_text(text):
+    """A table cell or note: no machine paths, local cache locations or load remarks, no `|`."""
+    return clean_wording(_CACHE_NOTE.sub("", str(text))).replace("|", "/").strip()
 
 
 def is_machine_path(value):
@@ -197,7 +203,7 @@ def render_page(name, document):
     if environment or when:
         lines += [f"Run on {environment or 'an unrecorded machine'}" + (f", {when}." if when else "."), ""]
     if document.get("note"):
-        lines += [f"Note: {clean_text(document['note'])}.", ""]
+        lines += [f"Note: {clean_text(document['note']).rstrip('.')}.", ""]
     lines += ["Accuracy-like metrics in %; ± is the standard deviation over seeds.", ""]
     lines += rows_table(document)
     lines += details(name, document)
@@ -268,9 +274,7 @@ def render_benchmarks(text):
             continue
         if line.startswith("Each section is written by"):
             continue
-        line = _TARGET_NOTE.sub("", line)
-        line = re.sub(r"\s*[—-]+\s*shared with other jobs[^.;]*", "", line)
-        lines.append(_ABSOLUTE_PATH.sub("<path>", line))
+        lines.append(clean_wording(_TARGET_NOTE.sub("", line)))
     return "\n".join(lines).rstrip() + "\n"
 
 

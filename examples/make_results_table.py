@@ -42,6 +42,7 @@ def clean_wording(text):
     """Remarks about who else was using the machine dropped; machine paths replaced by `<path>`."""
     text = re.sub(r"\s*[—-]+\s*shared with other jobs[^.;]*", "", text)
     text = re.sub(r",?\s*\d+ (?:helpers|jobs|sessions) running", "", text)
+    text = re.sub(r"\bshared with (?:\d+ )?other jobs\b", "busy", text)
     text = re.sub(r"\bshared machine\b", "busy machine", text)
     return _ABSOLUTE_PATH.sub("<path>", text)
 

@@ -265,7 +265,12 @@ def main(argv=None):
         f"(load average {os.getloadavg()[0]:.0f} on {os.cpu_count()} cores at the end of the run), so absolute "
         "times are several times an idle machine's and ratios are noisy.\n\n"
         f"Command: `nice -n 10 python benchmarks/cache_speedup.py --mlp-epochs {args.mlp_epochs} "
-        f"--text-epochs {args.text_epochs} --text-examples {args.text_examples}`\n\n"
+        + (
+            "--skip-text`"
+            if args.skip_text
+            else f"--text-epochs {args.text_epochs} --text-examples {args.text_examples}`"
+        )
+        + "\n\n"
         + "\n\n".join(sections)
     )
     print(text)

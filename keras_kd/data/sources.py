@@ -82,7 +82,7 @@ def _decode(path, encoding):
         line = raw[: error.start].count(b"\n") + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise DataSourceError(
-            f"{path}, line {line}, character {column}: bytes {raw[error.start:error.end]!r} are not valid "
+            f"{path}, line {line}, character {column}: bytes {raw[error.start : error.end]!r} are not valid "
             f"{encoding}; set `encoding` (e.g. latin-1) or re-save the file as UTF-8."
         ) from None
     if not text.strip():
@@ -131,8 +131,10 @@ def read_delimited(path, text_column="text", label_column="label", delimiter=","
             continue
         if len(row) <= max(t, y):
             missing = text_column if len(row) <= t else label_column
-            raise DataSourceError(f"{path}, line {line}, column {missing!r}: missing value "
-                                  f"({len(row)} of {len(header)} columns).")
+            raise DataSourceError(
+                f"{path}, line {line}, column {missing!r}: missing value "
+                f"({len(row)} of {len(header)} columns)."
+            )
         if not row[t].strip():
             raise DataSourceError(f"{path}, line {line}, column {text_column!r}: empty text.")
         texts.append(row[t])
@@ -152,13 +154,18 @@ def read_jsonl(path, text_column="text", label_column="label", encoding="utf-8")
         try:
             row = json.loads(raw)
         except json.JSONDecodeError as error:
-            raise DataSourceError(f"{path}, line {line}: not valid JSON ({error.msg} at character {error.colno}).") \
-                from None
+            raise DataSourceError(
+                f"{path}, line {line}: not valid JSON ({error.msg} at character {error.colno})."
+            ) from None
         if not isinstance(row, dict):
-            raise DataSourceError(f"{path}, line {line}: expected a JSON object. Received: {type(row).__name__}")
+            raise DataSourceError(
+                f"{path}, line {line}: expected a JSON object. Received: {type(row).__name__}"
+            )
         if text_column not in row:
-            raise DataSourceError(f"{path}, line {line}: no key {text_column!r}. Keys: {', '.join(row)}. "
-                                  "Set `text_column`.")
+            raise DataSourceError(
+                f"{path}, line {line}: no key {text_column!r}. Keys: {', '.join(row)}. "
+                "Set `text_column`."
+            )
         texts.append(str(row[text_column]))
         labels.append(_label(row.get(label_column)))
         has_label = has_label or label_column in row
@@ -166,7 +173,9 @@ def read_jsonl(path, text_column="text", label_column="label", encoding="utf-8")
     if not texts:
         raise DataSourceError(f"{path}: the file is empty.")
     if not has_label:
-        raise DataSourceError(f"{path}, line {lines[0]}: no key {label_column!r} in any row. Set `label_column`.")
+        raise DataSourceError(
+            f"{path}, line {lines[0]}: no key {label_column!r} in any row. Set `label_column`."
+        )
     return texts, labels, lines
 
 
@@ -176,7 +185,9 @@ def _read_rows(paths, fmt, text_column, label_column, encoding):
         if fmt == "jsonl":
             t, y, lines = read_jsonl(path, text_column, label_column, encoding)
         else:
-            t, y, lines = read_delimited(path, text_column, label_column, "," if fmt == "csv" else "\t", encoding)
+            t, y, lines = read_delimited(
+                path, text_column, label_column, "," if fmt == "csv" else "\t", encoding
+            )
         texts += t
         labels += y
         where += [(path, line) for line in lines]
@@ -205,23 +216,35 @@ def read_image_folder(root, image_size=None):
             try:
                 image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
             except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-                raise DataSourceError(f"{path}: not a readable image ({error.message.splitlines()[0]}).") from None
+                raise DataSourceError(
+                    f"{path}: not a readable image ({error.message.splitlines()[0]})."
+                ) from None
             if image_size is not None:
                 image = tf.cast(tf.image.resize(image, image_size), tf.uint8)
             image = image.numpy()
             if images and image.shape != images[0].shape:
-                raise DataSourceError(f"{path}: shape {image.shape} differs from {where[0][0]}'s {images[0].shape}; "
-                                      "set `image_size: [height, width]` to resize every image.")
+                raise DataSourceError(
+                    f"{path}: shape {image.shape} differs from {where[0][0]}'s {images[0].shape}; "
+                    "set `image_size: [height, width]` to resize every image."
+                )
             images.append(image)
             labels.append(name)
             where.append((path, None))
     if not images:
-        raise DataSourceError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in its class sub-folders.")
+        raise DataSourceError(
+            f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in its class sub-folders."
+        )
     return np.stack(images), labels, where
 
 
-_TF_DTYPES = {"string": "string", "bytes": "string", "int64": "int64", "int": "int64", "float32": "float32",
-              "float": "float32"}
+_TF_DTYPES = {
+    "string": "string",
+    "bytes": "string",
+    "int64": "int64",
+    "int": "int64",
+    "float32": "float32",
+    "float": "float32",
+}
 
 
 def _feature_spec(features, key="features"):
@@ -234,15 +257,23 @@ def _feature_spec(features, key="features"):
         elif isinstance(value, dict) and set(value) <= {"dtype", "shape"} and "dtype" in value:
             dtype, shape = value["dtype"], list(value.get("shape", []))
         else:
-            raise DataSourceError(f"`{key}.{name}` must be a dtype (string, int64, float32) or "
-                                  f"{{dtype: ..., shape: [...]}}. Received: {value!r}")
+            raise DataSourceError(
+                f"`{key}.{name}` must be a dtype (string, int64, float32) or "
+                f"{{dtype: ..., shape: [...]}}. Received: {value!r}"
+            )
         if dtype not in _TF_DTYPES:
-            raise DataSourceError(f"`{key}.{name}` dtype must be one of {', '.join(_TF_DTYPES)}. Received: {dtype!r}")
-        spec[name] = tf.io.FixedLenFeature(shape, getattr(tf, _TF_DTYPES[dtype]), default_value=None)
+            raise DataSourceError(
+                f"`{key}.{name}` dtype must be one of {', '.join(_TF_DTYPES)}. Received: {dtype!r}"
+            )
+        spec[name] = tf.io.FixedLenFeature(
+            shape, getattr(tf, _TF_DTYPES[dtype]), default_value=None
+        )
     return spec
 
 
-def read_tfrecord(paths, features, text_column="text", label_column="label", image_key=None, image_size=None):
+def read_tfrecord(
+    paths, features, text_column="text", label_column="label", image_key=None, image_size=None
+):
     """`(inputs, labels, where)` from TFRecord files of `tf.train.Example`s parsed with `features`.
 
     `features` maps feature names to a dtype (`string`, `int64`, `float32`) or `{dtype, shape}`.
@@ -263,8 +294,10 @@ def read_tfrecord(paths, features, text_column="text", label_column="label", ima
                 try:
                     example = tf.io.parse_single_example(record, spec)
                 except tf.errors.InvalidArgumentError as error:
-                    raise DataSourceError(f"{path}, record {index + 1}: does not match `features` "
-                                          f"({error.message.splitlines()[0]}).") from None
+                    raise DataSourceError(
+                        f"{path}, record {index + 1}: does not match `features` "
+                        f"({error.message.splitlines()[0]})."
+                    ) from None
                 value = example[key]
                 if image_key and value.dtype == tf.string:
                     value = tf.io.decode_image(value, expand_animations=False)
@@ -277,8 +310,9 @@ def read_tfrecord(paths, features, text_column="text", label_column="label", ima
                 labels.append(None if label in ("", -1) else _label(label))
                 where.append((path, index + 1))
         except tf.errors.DataLossError as error:
-            raise DataSourceError(f"{path}: not a TFRecord file or truncated ({error.message.splitlines()[0]}).") \
-                from None
+            raise DataSourceError(
+                f"{path}: not a TFRecord file or truncated ({error.message.splitlines()[0]})."
+            ) from None
     if not inputs:
         raise DataSourceError(f"{', '.join(paths)}: no records.")
     return (np.asarray(inputs, dtype=object) if not image_key else np.stack(inputs)), labels, where
@@ -289,14 +323,22 @@ def read_tfds(name, data_dir, split, text_column="text", label_column="label", i
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise ImportError('format tfds needs tensorflow-datasets: pip install "keras-kd[tfds]"') from None
+        raise ImportError(
+            'format tfds needs tensorflow-datasets: pip install "keras-kd[tfds]"'
+        ) from None
     if not os.path.isdir(data_dir):
-        raise DataSourceError(f"`data_dir`: no such folder: {data_dir!r} (tfds is read locally, never downloaded).")
+        raise DataSourceError(
+            f"`data_dir`: no such folder: {data_dir!r} (tfds is read locally, never downloaded)."
+        )
     try:
-        dataset, info = tfds.load(name, split=split, data_dir=data_dir, download=False, with_info=True)
+        dataset, info = tfds.load(
+            name, split=split, data_dir=data_dir, download=False, with_info=True
+        )
     except Exception as error:  # tfds raises many types for a missing local copy
-        raise DataSourceError(f"{data_dir}: no prepared TFDS dataset {name!r} split {split!r} "
-                              f"({' '.join(str(error).split())[:200]}).") from None
+        raise DataSourceError(
+            f"{data_dir}: no prepared TFDS dataset {name!r} split {split!r} "
+            f"({' '.join(str(error).split())[:200]})."
+        ) from None
     key = image_key or text_column
     inputs, labels = [], []
     for example in tfds.as_numpy(dataset):
@@ -305,18 +347,28 @@ def read_tfds(name, data_dir, split, text_column="text", label_column="label", i
         labels.append(int(example[label_column]))
     names = getattr(info.features[label_column], "names", None)
     where = [(f"{name}[{split}]", i + 1) for i in range(len(inputs))]
-    return (np.asarray(inputs, dtype=object) if not image_key else np.stack(inputs)), labels, where, names
+    return (
+        (np.asarray(inputs, dtype=object) if not image_key else np.stack(inputs)),
+        labels,
+        where,
+        names,
+    )
 
 
 # ---------------------------------------------------------------- labels and splits
 
 
-def encode_labels(train_labels, test_labels=(), test_where=(), label_column="label", class_names=None):
+def encode_labels(
+    train_labels, test_labels=(), test_where=(), label_column="label", class_names=None
+):
     """`(y_train, y_test, class_names)`: int32 indices (-1 for unlabelled) into the sorted class names.
 
     A label in the test set that the training set never has is an error naming its file and line.
     """
-    known = sorted({label for label in train_labels if label is not None}, key=lambda v: (isinstance(v, str), v))
+    known = sorted(
+        {label for label in train_labels if label is not None},
+        key=lambda v: (isinstance(v, str), v),
+    )
     if class_names is None:
         if not known:
             raise DataSourceError("The training data has no labelled rows.")
@@ -332,7 +384,9 @@ def encode_labels(train_labels, test_labels=(), test_where=(), label_column="lab
             )
 
     def encode(labels):
-        return np.asarray([-1 if label is None else index[label] for label in labels], dtype="int32")
+        return np.asarray(
+            [-1 if label is None else index[label] for label in labels], dtype="int32"
+        )
 
     return encode(train_labels), encode(test_labels), [str(c) for c in class_names]
 
@@ -341,33 +395,63 @@ def _take(x, indices):
     return x[indices] if isinstance(x, np.ndarray) else np.asarray(x, dtype=object)[indices]
 
 
-def load_source(format, train=None, test=None, unlabelled=None, test_fraction=None, text_column="text",
-                label_column="label", image_size=None, features=None, image_key=None, encoding="utf-8", name=None,
-                data_dir=None, train_split="train", test_split="test", languages=None, english_column="english",
-                translation_column="translation", seed=0):
+def load_source(
+    format,
+    train=None,
+    test=None,
+    unlabelled=None,
+    test_fraction=None,
+    text_column="text",
+    label_column="label",
+    image_size=None,
+    features=None,
+    image_key=None,
+    encoding="utf-8",
+    name=None,
+    data_dir=None,
+    train_split="train",
+    test_split="test",
+    languages=None,
+    english_column="english",
+    translation_column="translation",
+    seed=0,
+):
     """Load a data source (see the module docstring); returns a `SourceData`."""
     from keras_kd.data.datasets import stratified_split
 
     if format not in FORMATS:
-        raise DataSourceError(f"`format` must be one of {', '.join(FORMATS)}. Received: format={format!r}")
+        raise DataSourceError(
+            f"`format` must be one of {', '.join(FORMATS)}. Received: format={format!r}"
+        )
     if format == "parallel_text":
-        return _load_parallel(train, test, test_fraction, languages, english_column, translation_column, seed)
+        return _load_parallel(
+            train, test, test_fraction, languages, english_column, translation_column, seed
+        )
     image_size = list(image_size) if image_size is not None else None
     class_names = None
 
     def read(spec, key, split=None):
         if format == "tfds":
-            inputs, labels, where, names = read_tfds(name, data_dir, split, text_column, label_column, image_key)
+            inputs, labels, where, names = read_tfds(
+                name, data_dir, split, text_column, label_column, image_key
+            )
             return inputs, labels, where, names
         paths = expand_paths(spec, key)
         if format in ("csv", "tsv", "jsonl"):
             texts, labels, where = _read_rows(paths, format, text_column, label_column, encoding)
             return np.asarray(texts, dtype=object), labels, where, None
         if format == "tfrecord":
-            return (*read_tfrecord(paths, features, text_column, label_column, image_key, image_size), None)
+            return (
+                *read_tfrecord(paths, features, text_column, label_column, image_key, image_size),
+                None,
+            )
         parts = [read_image_folder(p, image_size) for p in paths]
-        return (np.concatenate([p[0] for p in parts]), sum((p[1] for p in parts), []),
-                sum((p[2] for p in parts), []), None)
+        return (
+            np.concatenate([p[0] for p in parts]),
+            sum((p[1] for p in parts), []),
+            sum((p[2] for p in parts), []),
+            None,
+        )
 
     x_train, labels_train, _, class_names = read(train, "train", train_split)
     if format == "tfds" and test is None and test_fraction is None:
@@ -380,7 +464,9 @@ def load_source(format, train=None, test=None, unlabelled=None, test_fraction=No
         x_extra, _, _, _ = read(unlabelled, "unlabelled")
     else:
         x_extra = None
-    y_train, y_test, class_names = encode_labels(labels_train, labels_test, where_test, label_column, class_names)
+    y_train, y_test, class_names = encode_labels(
+        labels_train, labels_test, where_test, label_column, class_names
+    )
     labelled = np.flatnonzero(y_train >= 0)
     x_unlabelled = _take(x_train, np.flatnonzero(y_train < 0))
     if x_extra is not None:
@@ -390,18 +476,35 @@ def load_source(format, train=None, test=None, unlabelled=None, test_fraction=No
         fraction = 0.2 if test_fraction is None else float(test_fraction)
         fit, held = stratified_split(y_train, test_size=fraction, seed=seed)
         if len(held) == 0 or len(fit) == 0:
-            raise DataSourceError(f"`test_fraction={fraction}` of {len(y_train)} labelled rows leaves an empty split; "
-                                  "add rows or give a `test` file.")
-        x_train, y_train, x_test, y_test = _take(x_train, fit), y_train[fit], _take(x_train, held), y_train[held]
+            raise DataSourceError(
+                f"`test_fraction={fraction}` of {len(y_train)} labelled rows leaves an empty split; "
+                "add rows or give a `test` file."
+            )
+        x_train, y_train, x_test, y_test = (
+            _take(x_train, fit),
+            y_train[fit],
+            _take(x_train, held),
+            y_train[held],
+        )
     else:
         keep = np.flatnonzero(y_test >= 0)  # unlabelled test rows cannot be scored
         x_test, y_test = _take(x_test, keep), y_test[keep]
-    kind = "text" if format in ("csv", "tsv", "jsonl") or (format in ("tfrecord", "tfds") and not image_key) \
+    kind = (
+        "text"
+        if format in ("csv", "tsv", "jsonl") or (format in ("tfrecord", "tfds") and not image_key)
         else "image"
+    )
     if kind == "image" and np.asarray(x_train).dtype != np.uint8 and format != "image_folder":
         kind = "features" if np.asarray(x_train).ndim == 2 else "image"
-    return SourceData(kind, x_train, y_train, x_test, y_test, class_names,
-                      x_unlabelled if len(x_unlabelled) else None)
+    return SourceData(
+        kind,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        class_names,
+        x_unlabelled if len(x_unlabelled) else None,
+    )
 
 
 def _load_parallel(train, test, test_fraction, languages, english_column, translation_column, seed):
@@ -414,7 +517,9 @@ def _load_parallel(train, test, test_fraction, languages, english_column, transl
         for path in expand_paths(spec, key):
             _decode(path, "utf-8")  # empty / undecodable files: an error naming the line
             try:
-                pairs += parallel.read_parallel_file(path, english_column, translation_column, skip_header=True)
+                pairs += parallel.read_parallel_file(
+                    path, english_column, translation_column, skip_header=True
+                )
             except ValueError as error:  # e.g. a missing column in the header
                 raise DataSourceError(f"{path}: {error}") from None
         return pairs
@@ -431,10 +536,18 @@ def _load_parallel(train, test, test_fraction, languages, english_column, transl
     else:
         english = sorted({e for e, _ in pairs})
         rng = np.random.default_rng(seed)
-        n_test = max(1, int(round(len(english) * (0.1 if test_fraction is None else float(test_fraction)))))
+        n_test = max(
+            1, int(round(len(english) * (0.1 if test_fraction is None else float(test_fraction))))
+        )
         held = set(rng.permutation(np.asarray(english, dtype=object))[:n_test])
         train_pairs = [p for p in pairs if p[0] not in held]
         test_pairs = [p for p in pairs if p[0] in held]
     empty = np.zeros((0,), "int32")
-    return SourceData("parallel", np.asarray(train_pairs, dtype=object).reshape(-1, 2), empty,
-                      np.asarray(test_pairs, dtype=object).reshape(-1, 2), empty, [])
+    return SourceData(
+        "parallel",
+        np.asarray(train_pairs, dtype=object).reshape(-1, 2),
+        empty,
+        np.asarray(test_pairs, dtype=object).reshape(-1, 2),
+        empty,
+        [],
+    )

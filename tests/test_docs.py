@@ -122,6 +122,14 @@ def test_readme_is_short_and_starts_with_the_two_commands():
     assert commands == ["make demo", "make test"]
 
 
+def test_readme_links_point_to_existing_files():
+    text = README.read_text()
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t and not t.startswith("#")]
+    assert targets, "the README links to the docs"
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert not missing, missing
+
+
 def test_readme_has_the_required_sections():
     text = README.read_text()
     for heading in ("## What it is", "## Ten lines around `model.fit`", "## The demo", "## How it compares",

@@ -113,8 +113,8 @@ def _check_not_swapped(student, teachers, positional, mode):
     if len(teachers) != 1 or mode == "mutual":
         return
     student_size, teacher_size = _parameter_count(student), _parameter_count(teachers[0])
-    if student_size is None or teacher_size is None or student_size <= teacher_size:
-        return
+    if not teacher_size or student_size is None or student_size <= teacher_size:
+        return  # unknown sizes (unbuilt, or weights Keras does not see, e.g. a SavedModel teacher)
     message = (
         f"The `student` ({student.name!r}, {student_size:,} parameters) is larger than the `teacher` "
         f"({teachers[0].name!r}, {teacher_size:,} parameters)"
@@ -684,6 +684,7 @@ class Distiller(compat.TrainerOverrides, keras.Model):
 
     # ---------------------------------------------------------------- checks before training
     check_first_batch = True  # set False on an instance to skip `keras_kd.validation` in fit/evaluate
+    check_values = True  # set False on an instance to skip the in-graph step checks (`keras_kd.checks`)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after `keras_kd.validation.check_first_batch` on `x` and `validation_data`."""
@@ -693,13 +694,25 @@ class Distiller(compat.TrainerOverrides, keras.Model):
                 val = kwargs["validation_data"]
                 val = keras.utils.unpack_x_y_sample_weight(val) if isinstance(val, tuple) else (val,)
                 validation.check_first_batch(self, *val, name="validation_data", training=False)
-        return super().fit(x, y, *args, **kwargs)
+        return checks.fit_checked(self, super().fit, x, y, *args, **kwargs)  # + StepCheck callback
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, after `keras_kd.validation.check_first_batch` on `x`."""
         if self.check_first_batch:
             validation.check_first_batch(self, x, y, kwargs.get("sample_weight"), training=False)
         return super().evaluate(x, y, *args, **kwargs)
+
+    def get_metrics_result(self):
+        """The metrics' results; compiled metrics are left out until a labelled batch has built them
+        (`fit(x)` without labels never updates them)."""
+        compiled = compat.compiled_metrics(self)
+        results = {}
+        for metric in self.metrics:
+            if metric is compiled and not metric.built:
+                continue
+            result = metric.result()
+            results.update(result if isinstance(result, dict) else {metric.name: result})
+        return results
 
     @property
     def builds_before_callbacks(self):

@@ -299,6 +299,14 @@ def test_swapped_positional_arguments_are_an_error_that_shows_the_keyword_form(t
         Distiller(student=teacher, teacher=student)  # by keyword: allowed, with a warning
     Distiller(mlp(64, "peer"), mlp(8, "other"), mode="mutual")  # peers of any size
 
+    class WeightlessTeacher(keras.layers.Layer):  # e.g. a SavedModel adapter: Keras sees no weights
+        def call(self, x):
+            return x[:, :NUM_CLASSES]
+
+    weightless = WeightlessTeacher()
+    weightless(np.zeros((1, FEATURES), "float32"))
+    Distiller(mlp(8, "student"), weightless)  # size unknown: no error
+
 
 def test_batch_schema_is_defined_once():
     from keras_kd import outputs

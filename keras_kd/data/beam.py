@@ -105,8 +105,13 @@ class TeacherSpec:
             return keras.saving.load_model(self.path, safe_mode=True)
         if self.kind == "saved_model":
             loaded = tf.saved_model.load(self.path)
-            if hasattr(loaded, "serve"):
-                return loaded.serve
+            if hasattr(loaded, "serve"):  # `model.export(...)`
+
+                def serve(x):
+                    return loaded.serve(x)
+
+                serve.saved_model = loaded  # keeps the restored variables alive
+                return serve
             signature = loaded.signatures["serving_default"]
 
             def call(x):

@@ -173,3 +173,28 @@ def test_cli_writes_the_cache_a_yaml_config_describes(corpus, tmp_path):
         cache_command.run(
             argparse.Namespace(config=str(tmp_path / "bad.yaml"), runner="DirectRunner")
         )
+
+
+def test_saved_model_teacher_and_image_source(tmp_path):
+    model = _teacher()
+    model.export(str(tmp_path / "saved"), verbose=False)
+    spec = beam.TeacherSpec(path=str(tmp_path / "saved"))
+    assert spec.kind == "saved_model"
+    x = np.random.default_rng(1).normal(size=(3, 8)).astype("float32")
+    np.testing.assert_allclose(spec.load()(tf.constant(x)), model.predict(x, verbose=0), atol=1e-5)
+    assert (
+        spec.fingerprint()["weights_sha256"]
+        == beam.TeacherSpec(path=str(tmp_path / "saved")).fingerprint()["weights_sha256"]
+    )
+
+    for label in ("cat", "dog"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        pixels = np.full((5, 7, 3), 40 if label == "cat" else 200, np.uint8)
+        tf.io.write_file(str(tmp_path / "images" / label / "a.png"), tf.io.encode_png(pixels))
+    source = beam.SourceSpec(
+        files=str(tmp_path / "images" / "*" / "*.png"), format="images", image_size=[4, 4]
+    )
+    files = source.list_files()
+    [(_, (image, label))] = list(source.read(files[1], classes=["cat", "dog"]))
+    assert image.shape == (4, 4, 3) and label == 1
+    np.testing.assert_allclose(image, 200.0)

@@ -38,6 +38,9 @@ def add_parser(subparsers):
     parser.add_argument("--task", choices=sorted(TASKS), default="zh",
                         help="zh: Chinese reviews, char-CNN teacher trained on the spot (default); "
                         "en-bert: English movie reviews, MiniLM BERT teacher fine-tuned first (long)")
+    parser.add_argument("--train-teacher", action="store_true",
+                        help="train the teacher from its builder instead of loading the embedded one "
+                        "(saved_models/demo_teacher, checked against the data split's SHA-256)")
     add_run_arguments(parser)
     parser.set_defaults(func=run)
     return parser
@@ -55,8 +58,14 @@ def run(args):
     from keras_kd import pipeline
 
     warnings.filterwarnings("ignore", category=UserWarning)  # Keras/TFLite notices would bury the output
-    name = TASKS[args.task]
-    pipeline.run(pipeline.bundled_config(name), quick=args.quick, seed=args.seed,
+    config = pipeline.bundled_config(TASKS[args.task])
+    if getattr(args, "train_teacher", False):  # rebuild the embedded teacher's recipe instead of loading it
+        import yaml
+
+        with open(config, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle)
+        config.get("teacher", {}).pop("embedded", None)
+    pipeline.run(config, quick=args.quick, seed=args.seed,
                  run_name=args.run_name or timestamped(f"demo-{args.task}"), output_dir=args.output_dir,
                  runs_dir=args.runs_dir, verbose=2 if args.quick else 1)
     return 0

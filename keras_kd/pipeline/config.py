@@ -247,6 +247,7 @@ class ModelConfig(Section):
         "outputs": (None, optional(Check("'logits' or 'probabilities' or 'auto'",
                                          lambda v: v in ("logits", "probabilities", "auto")))),
         "signature": ("serving_default", STRING),
+        "embedded": (None, optional(STRING)),  # a folder with a trained teacher + card (keras_kd.models.embedded)
     }
     SOURCES = ("path", "builder", "preset", "transformers")
 
@@ -535,11 +536,13 @@ class TrainingConfig(Section):
         "batch_size": (64, integer(1)),
         "optimizer": ("adam", choice(*OPTIMIZERS)),
         "learning_rate": (1e-3, number(0, low_open=True)),
+        "lr_schedule": ("constant", choice("constant", "cosine")),
         "jit_compile": ("auto", Check("true, false or 'auto'", lambda v: v in (True, False, "auto"))),
         "steps_per_epoch": (None, optional(integer(1))),
     }
 
-    def build_optimizer(self):
+    def build_optimizer(self, decay_steps=None):
+        """The optimizer; with `lr_schedule: cosine` and `decay_steps`, its learning rate decays to 0 over them."""
         import keras
 
         classes = {
@@ -548,7 +551,10 @@ class TrainingConfig(Section):
             "sgd": keras.optimizers.SGD,
             "rmsprop": keras.optimizers.RMSprop,
         }
-        return classes[self.optimizer](learning_rate=self.learning_rate)
+        learning_rate = self.learning_rate
+        if self.lr_schedule == "cosine" and decay_steps:
+            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, int(decay_steps))
+        return classes[self.optimizer](learning_rate=learning_rate)
 
 
 class BaselineConfig(Section):

@@ -156,7 +156,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         teachers = [load_teacher(spec, key, data, options) for spec, key in zip(specs, keys_of, strict=True)]
     histories = {}
     for teacher, key in zip(teachers, keys_of, strict=True):
-        if teacher.config.train_epochs:
+        if teacher.config.train_epochs and teacher.kind != "embedded":
             say(f"Training the {key} ({1 if smoke else teacher.config.train_epochs} epoch(s))", verbose)
             histories["teacher"] = _train_teacher(teacher, teacher.config, data, training.batch_size, smoke, run_dir,
                                                   verbose)
@@ -215,7 +215,8 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         keras.utils.set_random_seed(config.seed + 1)
         with strategy.scope():
             scratch = build_student(config, data, options, "student_scratch")
-            scratch.compile(training.build_optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            scratch_steps = training.steps_per_epoch or -(-len(data.y_train) // training.batch_size)
+            scratch.compile(training.build_optimizer(decay_steps=epochs * scratch_steps), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                             metrics=["accuracy"], jit_compile=False if smoke else training.jit_compile)
         histories["scratch"] = scratch.fit(
             data.x_train, data.y_train, validation_data=(data.x_val, data.y_val) if len(data.y_val) else None,
@@ -239,7 +240,9 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         else:
             kwargs["teacher"] = None
         distiller = keras_kd.Distiller(student, **kwargs)
-        distiller.compile(optimizer=training.build_optimizer(), metrics=["accuracy"],
+        steps = training.steps_per_epoch or int(train_ds.cardinality())
+        distiller.compile(optimizer=training.build_optimizer(decay_steps=student_epochs * steps if steps > 0 else None),
+                          metrics=["accuracy"],
                           jit_compile=False if smoke else training.jit_compile)
     callbacks = [DistillationTensorBoard(
         log_dir=os.path.join(run_dir, "distilled"), run_name=config.name, config=config.to_dict(),

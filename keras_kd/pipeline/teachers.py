@@ -157,6 +157,8 @@ def load_teacher(spec, key, data, options=None):
                                   key=f"{key}.inputs")
         if own_inputs.signature() == data.student_encoder.signature():
             own_inputs = None
+    if getattr(spec, "embedded", None) is not None:
+        return _load_embedded_teacher(spec, key, data, own_inputs)
     if spec.path is not None:
         if os.path.isdir(spec.path):
             from keras_kd.teachers.saved_model import SavedModelTeacher
@@ -179,6 +181,18 @@ def load_teacher(spec, key, data, options=None):
     arguments = {"num_classes": data.num_classes or None, **encoder.model_arguments()}
     model = build_from_builder(spec, key, arguments, options, name="teacher")
     return Teacher(model, spec, "builder", own_inputs)
+
+
+def _load_embedded_teacher(spec, key, data, own_inputs):
+    """A teacher trained once and shipped with its card (`keras_kd.models.embedded`); refused unless the
+    card's data-split hash is this run's split. Not trained again (`train_epochs` is for rebuilding)."""
+    from keras_kd.models import embedded
+
+    try:
+        model, _ = embedded.load_embedded_teacher(spec.embedded, data_sha256=embedded.prepared_data_sha256(data))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"`{key}.embedded`: {error}") from None
+    return Teacher(model, spec, "embedded", own_inputs)
 
 
 def spec_data(data):

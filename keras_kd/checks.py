@@ -16,8 +16,10 @@ applies gradients. Before the update it checks, on the whole batch and inside th
 Each check is one fused reduction to a boolean. If any fails, the optimizer update is *not*
 applied (a `cond` around it: not a zero-gradient step, which would still move Adam's moments) and
 the first failing check, its count of bad values and one bad value are written to small variables
-(only computed on failure). After the batch, a host-side callback that `Distiller.fit` adds
-(`StepCheck`) raises `BadBatchError` naming the epoch, the batch, the tensor and the value:
+(only computed on failure); until that failure is reported, later updates are skipped too, so the
+weights stay those before the bad batch. A host-side callback that `Distiller.fit` adds
+(`StepCheck`) then raises `BadBatchError` naming the epoch, the batch, the tensor and the value
+(`train_on_batch` has no callbacks: call `error_of(distiller)` to get the error and reset):
 
     BadBatchError: Epoch 0, batch 10 (training step 10): `y` (labels) holds 1 value(s) outside
     [0, 4), e.g. 7. The update of this batch was not applied. ...
@@ -119,9 +121,13 @@ def error_of(distiller, epoch=None, epoch_start_step=None):
 class StepCheck(keras.callbacks.Callback):
     """Raise `BadBatchError` after a batch whose in-graph checks failed (added by `Distiller.fit`).
 
-    The failed batch's update was already skipped in the graph; this raises on the host, with the
-    batch, the tensor and the value, before any further step runs.
+    The failed batch's update was already skipped in the graph, and so is every later update until
+    this callback has reported it: the weights stay those before the bad batch. It raises on the
+    host with the batch, the tensor and the value. It is `async_safe` (Keras may run it in a thread,
+    so the error can surface a step later), which keeps `fit` from waiting on every step.
     """
+
+    async_safe = True
 
     def __init__(self):
         super().__init__()
@@ -381,28 +387,29 @@ def _flags(found):
     return tf.stack([tf.reduce_any(bad(values)) for _, values, bad in found])
 
 
-def _details(found, index):
-    """`(count, one bad value)` of check `index`, as int64 / float64 (run only on failure)."""
-
-    def branch(values, bad):
-        def run():
-            flat_bad = tf.reshape(bad(values), [-1])
-            flat = tf.reshape(values, [-1])
-            first = tf.argmax(tf.cast(flat_bad, tf.int32), output_type=tf.int32)
-            return tf.reduce_sum(tf.cast(flat_bad, tf.int64)), tf.cast(
-                tf.gather(flat, first), tf.float64
-            )
-
-        return run
-
-    return tf.switch_case(index, [branch(values, bad) for _, values, bad in found])
+def _details(name, values, bad):
+    """`(count, one bad value)` of one check, as int64 / float64 (built in the failure branch)."""
+    mask = bad(values)
+    count = tf.reduce_sum(tf.cast(mask, tf.int64))
+    if name.startswith("gradient of"):  # many tensors: two reductions, the value is NaN or Inf
+        nan = tf.reduce_any(tf.math.is_nan(values))
+        return count, tf.where(
+            nan, tf.constant(np.nan, tf.float64), tf.constant(np.inf, tf.float64)
+        )
+    flat_bad = tf.concat([tf.reshape(mask, [-1]), [True]], 0)  # never empty
+    flat = tf.concat([tf.reshape(values, [-1]), tf.zeros([1], values.dtype)], 0)
+    first = tf.argmax(tf.cast(flat_bad, tf.int32), output_type=tf.int32)
+    return count, tf.cast(tf.gather(flat, first), tf.float64)
 
 
 def _record(check_state, found, flags):
     """Write the first failed check into `check_state` (kept if an earlier failure is unread)."""
     index = tf.argmax(tf.cast(flags, tf.int32), output_type=tf.int32)
     codes = tf.constant([check_state.code_of(name) for name, _, _ in found], tf.int32)
-    count, value = _details(found, index)
+    # One graph for every check's details (a switch_case would trace one function per check).
+    details = [_details(name, values, bad) for name, values, bad in found]
+    count = tf.gather(tf.stack([c for c, _ in details]), index)
+    value = tf.gather(tf.stack([v for _, v in details]), index)
     first = tf.equal(check_state.code, 0)
     check_state.code.assign(tf.where(first, tf.gather(codes, index), check_state.code))
     check_state.failed_step.assign(tf.where(first, check_state.step, check_state.failed_step))
@@ -452,7 +459,9 @@ def apply_gradients_checked(
     ):
         if context is not None and context.num_replicas_in_sync > 1:  # all replicas skip together
             flags = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(flags, tf.int32)) > 0
-        failed = tf.reduce_any(flags)
+        # A failure not yet reported on the host keeps skipping updates (StepCheck resets it), so
+        # the weights stay those before the bad batch even when the host reads the state later.
+        failed = tf.logical_or(tf.reduce_any(flags), tf.not_equal(check_state.code, 0))
         tf.cond(
             failed,
             lambda: _record(check_state, found, flags),
@@ -481,9 +490,9 @@ def _apply_cross_replica(
     """As `keras.optimizers.LossScaleOptimizer`: a cond whose branch calls `merge_call` must run in
     cross-replica context, so decide there from every replica's flags."""
 
-    def merge(distribution, flags):
-        bad = distribution.reduce(tf.distribute.ReduceOp.SUM, tf.cast(flags, tf.int32), axis=None)
-        failed = tf.reduce_any(bad > 0)
+    def merge(distribution, flags, gradients):
+        bad = distribution.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
+        failed = tf.logical_or(tf.reduce_any(bad > 0), tf.not_equal(check_state.code, 0))
 
         def apply_fn():
             distribution.extended.call_for_each_replica(
@@ -509,4 +518,5 @@ def _apply_cross_replica(
         if counts_step:
             check_state.step.assign_add(1)
 
-    context.merge_call(merge, args=(flags,))
+    # Per-replica values (flags, gradients) must pass through `merge_call` to be usable there.
+    context.merge_call(merge, args=(tf.cast(flags, tf.int32), gradients))

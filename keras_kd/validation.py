@@ -359,8 +359,21 @@ def check_first_batch(distiller, x, y=None, sample_weight=None, name="x", traini
     return batch
 
 
-def _check_shapes(teacher_shape, student_shape):
-    from keras_kd.distiller import check_logits_shapes  # the Distiller imports this module
+def check_logits_shapes(teacher_shape, student_shape):
+    """Raise when the class axes of teacher and student logits are both known and differ."""
+    if teacher_shape is None or student_shape is None:
+        return
+    teacher_shape, student_shape = tuple(teacher_shape), tuple(student_shape)
+    t_dim, s_dim = teacher_shape[-1], student_shape[-1]
+    if len(teacher_shape) != len(student_shape) or (
+        t_dim is not None and s_dim is not None and t_dim != s_dim
+    ):
+        raise ValueError(
+            "Teacher and student logits must have the same shape (same number of classes). "
+            f"Received: teacher logits shape={teacher_shape}, student logits shape={student_shape}"
+        )
 
+
+def _check_shapes(teacher_shape, student_shape):
     unbatched = lambda shape: (None,) + tuple(shape)[1:]  # noqa: E731 (as in the symbolic build's message)
     check_logits_shapes(unbatched(teacher_shape), unbatched(student_shape))

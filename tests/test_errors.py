@@ -486,10 +486,6 @@ def test_layer_shared_in_mutual_mode_warns():
         validation.check_first_batch(distiller, x, y)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs Distiller.get_metrics_result to skip unbuilt compiled metrics (B, NOTES 08:20)",
-)
 def test_unlabelled_batches_with_compiled_metrics():
     x, _ = _data()
     distiller = _compiled(metrics=["accuracy"])

@@ -1,0 +1,289 @@
+"""In-graph step checks (`keras_kd.checks`): every batch, under XLA and without, before the update.
+
+Each bad value sits in a LATE batch (the first-batch checks of `keras_kd.validation` see nothing);
+the tests assert the error names the batch, the tensor and the value, that the bad update was not
+applied (weights and optimizer state equal those after the previous batch) and that they are finite.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from keras_kd import Distiller, checks
+from keras_kd.callbacks import NonFiniteLossGuard
+from keras_kd.data import keys
+
+NUM_CLASSES = 4
+BATCH = 8
+BAD_ROW = 43  # batch 5 (rows 40..47) of 8 batches, no shuffling
+BAD_BATCH = BAD_ROW // BATCH
+JIT = pytest.mark.parametrize("jit_compile", [False, True], ids=["eager_graph", "xla"])
+
+
+def _mlp(name=None, classes=NUM_CLASSES):
+    return keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(classes)],
+        name=name,
+    )
+
+
+def _data(n=64):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 6)).astype("float32"), rng.integers(
+        0, NUM_CLASSES, size=(n,)
+    ).astype("int32")
+
+
+class Snapshots(keras.callbacks.Callback):
+    """The student's weights and the optimizer's variables after each completed batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights, self.slots = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.weights.append([w.numpy().copy() for w in self.model.trainable_weights])
+        self.slots.append([v.numpy().copy() for v in self.model.optimizer.variables])
+
+
+def _fit_refused(distiller, match, *args, **kwargs):
+    snapshots = Snapshots()
+    with pytest.raises(checks.BadBatchError, match=match):
+        distiller.fit(*args, epochs=1, verbose=0, shuffle=False, callbacks=[snapshots], **kwargs)
+    # StepCheck runs first: the snapshot of the bad batch is never taken.
+    assert len(snapshots.weights) == BAD_BATCH
+    assert int(distiller.optimizer.iterations) == BAD_BATCH
+    for before, after in zip(snapshots.weights[-1], distiller.trainable_weights, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())  # the bad update was not applied
+        assert np.all(np.isfinite(after.numpy()))
+    for before, after in zip(snapshots.slots[-1], distiller.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())  # Adam's moments did not move either
+    return snapshots
+
+
+def _distiller(jit_compile, student=None, teacher="mlp", **kwargs):
+    teacher = _mlp("teacher") if teacher == "mlp" else teacher
+    distiller = Distiller(student or _mlp("student"), teacher, alpha=0.5, **kwargs)
+    distiller.compile(optimizer="adam", jit_compile=jit_compile)
+    return distiller
+
+
+# ---------------------------------------------------------------- labels
+@JIT
+def test_label_out_of_range_in_a_late_batch(jit_compile):
+    x, y = _data()
+    y[BAD_ROW] = 7
+    _fit_refused(
+        _distiller(jit_compile),
+        rf"Epoch 0, batch {BAD_BATCH} \(training step {BAD_BATCH}\): `y` holds (1 label\(s\)|a label) outside \[0, 4\).*e\.g\. 7\. The update of this batch was not applied",
+        x,
+        y,
+        batch_size=BATCH,
+    )
+
+
+def test_float_label_with_a_fraction_in_a_late_batch():
+    x, y = _data()
+    y = y.astype("float32")
+    y[BAD_ROW] = 1.5
+    _fit_refused(
+        _distiller(True),
+        rf"batch {BAD_BATCH} .*`y` holds 1 label\(s\) outside \[0, 4\).*e\.g\. 1\.5",
+        x,
+        y,
+        batch_size=BATCH,
+    )
+
+
+# ---------------------------------------------------------------- non-finite values
+@pytest.mark.parametrize(
+    "jit_compile, bad", [(False, np.inf), (True, np.nan)], ids=["inf", "nan_xla"]
+)
+def test_non_finite_input_in_a_late_batch(jit_compile, bad):
+    x, y = _data()
+    x[BAD_ROW, 2] = bad
+    _fit_refused(
+        _distiller(jit_compile),
+        rf"Epoch 0, batch {BAD_BATCH} \(training step {BAD_BATCH}\): `x` holds 1 NaN/Inf value\(s\), e\.g\. {bad}\.",
+        x,
+        y,
+        batch_size=BATCH,
+    )
+
+
+@JIT
+def test_non_finite_cached_teacher_outputs_in_a_late_batch(jit_compile):
+    x, y = _data()
+    logits = np.random.default_rng(1).normal(size=(64, NUM_CLASSES)).astype("float32")
+    logits[BAD_ROW, 1] = np.nan
+    features = {keys.STUDENT_INPUTS: x, keys.TEACHER_OUTPUTS: {"logits": logits}}
+    dataset = tf.data.Dataset.from_tensor_slices((features, y)).batch(BATCH)
+    _fit_refused(
+        _distiller(jit_compile, teacher=None),
+        rf"batch {BAD_BATCH} .*`x\['teacher_outputs'\] \(cached teacher outputs\)\['logits'\]` holds 1 NaN/Inf value\(s\), e\.g\. nan",
+        dataset,
+    )
+
+
+class NaNOnMarker(keras.Model):
+    """A teacher whose logits are NaN for examples whose first feature is > 100."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(NUM_CLASSES)
+
+    def call(self, x):
+        logits = self.dense(x)
+        return ops.where(x[:, :1] > 100.0, ops.full_like(logits, np.nan), logits)
+
+
+@JIT
+def test_non_finite_online_teacher_outputs(jit_compile):
+    x, y = _data()
+    x[BAD_ROW, 0] = 1000.0  # finite for the student
+    _fit_refused(
+        _distiller(jit_compile, teacher=NaNOnMarker(name="teacher")),
+        rf"batch {BAD_BATCH} .*`teacher_outputs\['logits'\]` holds 4 NaN/Inf value\(s\), e\.g\. nan",
+        x,
+        y,
+        batch_size=BATCH,
+    )
+
+
+def test_non_finite_sample_weight():
+    jit_compile = True
+    x, y = _data()
+    weights = np.ones(64, "float32")
+    weights[BAD_ROW] = np.inf
+    _fit_refused(
+        _distiller(jit_compile),
+        rf"batch {BAD_BATCH} .*`sample_weight` holds 1 NaN/Inf value\(s\), e\.g\. inf",
+        x,
+        y,
+        sample_weight=weights,
+        batch_size=BATCH,
+    )
+
+
+class _SqrtAtZero(keras.layers.Layer):
+    """A feature term that is finite (0) for a batch whose first input is exactly 0, with a NaN gradient there."""
+
+    def call(self, teacher_outputs, student_outputs, sample_weight=None):
+        logits = student_outputs["logits"]
+        return ops.sqrt(ops.sum(ops.square(logits - ops.stop_gradient(logits))))
+
+
+def test_finite_loss_with_non_finite_gradients():
+    jit_compile = False
+    x, y = _data()
+    _fit_refused_at_zero = pytest.raises(
+        checks.BadBatchError,
+        match=r"Epoch 0, batch 0 .*`gradient of .*` holds \d+ NaN/Inf value\(s\), e\.g\. nan",
+    )
+    distiller = _distiller(jit_compile, feature_losses=[_SqrtAtZero(name="sqrt_term")])
+    before = [w.numpy().copy() for w in distiller.trainable_weights]
+    with _fit_refused_at_zero:
+        distiller.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    for old, new in zip(before, distiller.trainable_weights, strict=True):
+        np.testing.assert_array_equal(old, new.numpy())
+    assert int(distiller.optimizer.iterations) == 0
+
+
+class _NaNTerm(keras.layers.Layer):
+    def call(self, teacher_outputs, student_outputs, sample_weight=None):
+        return ops.mean(student_outputs["logits"]) * np.float32(np.nan)
+
+
+def test_non_finite_loss_term_is_named():
+    x, y = _data()
+    distiller = _distiller(True, feature_losses=[_NaNTerm(name="hidden_mse")])
+    with pytest.raises(
+        checks.BadBatchError,
+        match=r"batch 0 .*`loss term hidden_mse` holds 1 NaN/Inf value\(s\), e\.g\. nan",
+    ):
+        distiller.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+
+
+# ---------------------------------------------------------------- token ids (XLA clamps them silently)
+def test_token_id_beyond_the_embedding_under_xla():
+    tokens = np.random.default_rng(0).integers(0, 50, size=(64, 5)).astype("int32")
+    tokens[BAD_ROW, 3] = 77
+
+    def model(name):
+        return keras.Sequential(
+            [
+                keras.Input((5,), dtype="int32"),
+                keras.layers.Embedding(50, 4),
+                keras.layers.GlobalAveragePooling1D(),
+                keras.layers.Dense(NUM_CLASSES),
+            ],
+            name=name,
+        )
+
+    _fit_refused(
+        _distiller(True, student=model("student"), teacher=model("teacher")),
+        rf"batch {BAD_BATCH} .*`x` holds 1 token id\(s\) outside \[0, 50\) \(the largest Embedding table\), e\.g\. 77",
+        tokens,
+        _data()[1],
+        batch_size=BATCH,
+    )
+
+
+# ---------------------------------------------------------------- online modes
+@JIT
+def test_online_mode_skips_both_updates(jit_compile):
+    x, y = _data()
+    x[BAD_ROW, 2] = np.nan
+    teacher = _mlp("teacher")
+    distiller = _distiller(jit_compile, teacher=teacher, mode="mutual")
+    with pytest.raises(
+        checks.BadBatchError, match=rf"batch {BAD_BATCH} .*`x` holds 1 NaN/Inf value\(s\)"
+    ):
+        distiller.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    assert int(distiller.optimizer.iterations) == BAD_BATCH
+    assert int(distiller.teacher_optimizer.iterations) == BAD_BATCH
+    assert all(np.all(np.isfinite(w.numpy())) for w in teacher.weights + distiller.student.weights)
+
+
+# ---------------------------------------------------------------- the switch
+def test_check_values_false_trains_on_bad_values():
+    x, y = _data()
+    x[BAD_ROW, 2] = np.nan
+    distiller = _distiller(True)
+    distiller.check_values = False
+    distiller.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    assert int(distiller.optimizer.iterations) == 8
+    assert not np.all(np.isfinite(distiller.student.weights[0].numpy()))  # what the checks prevent
+
+
+def test_switching_the_checks_back_on_retraces():
+    x, y = _data()
+    distiller = _distiller(False)
+    distiller.check_values = False
+    distiller.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    distiller.check_values = True
+    x[BAD_ROW, 2] = np.nan
+    with pytest.raises(checks.BadBatchError, match=rf"batch {BAD_BATCH} "):
+        distiller.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+
+
+def test_second_fit_after_an_error_starts_clean():
+    x, y = _data()
+    bad = x.copy()
+    bad[BAD_ROW, 2] = np.nan
+    distiller = _distiller(False)
+    with pytest.raises(checks.BadBatchError):
+        distiller.fit(bad, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    distiller.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # no stale failure is reported
+    assert int(distiller.optimizer.iterations) == BAD_BATCH + 8
+
+
+def test_guard_still_works_with_checks_on():
+    x, y = _data()
+    distiller = _distiller(False)
+    history = distiller.fit(
+        x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[NonFiniteLossGuard()]
+    )
+    assert np.isfinite(history.history["loss"][0])

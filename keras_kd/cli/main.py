@@ -61,7 +61,10 @@ def main(argv=None):
     argv = [a for a in argv if a != "--debug"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra_args", False):  # only `cache` takes Beam options
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

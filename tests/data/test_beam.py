@@ -159,13 +159,17 @@ def test_cli_writes_the_cache_a_yaml_config_describes(corpus, tmp_path):
         "cache": {"shard_size": ROWS_PER_FILE, "batch_size": BATCH, "dtype": "float16"},
     }
     (tmp_path / "cache.yaml").write_text(yaml.safe_dump(config))
-    args = argparse.Namespace(
-        config=str(tmp_path / "cache.yaml"), runner="DirectRunner", extra_args=[]
-    )
-    assert cache_command.run(args) == 0
+    from keras_kd.cli.main import main
+
+    command = ["cache", "--config", str(tmp_path / "cache.yaml"), "--runner", "DirectRunner"]
+    assert main([*command, "--direct_num_workers=2", "--direct_running_mode=multi_threading"]) == 0
     manifest = cache.read_manifest(tmp_path / "cli_cache")
     assert manifest["dtype"] == "float16" and manifest["num_examples"] == 64
-    assert manifest["beam"]["pipeline_args"] == ["--runner=DirectRunner"]
+    assert manifest["beam"]["pipeline_args"] == [
+        "--runner=DirectRunner",
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_threading",
+    ]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**config, "cache": {"shards": 2}}))
     with pytest.raises(
         ValueError, match=r"bad\.yaml: unknown key\(s\) under `cache`: \['shards'\]"

@@ -230,7 +230,7 @@ def mean(results, key):
 def main(argv=None):
     from keras_kd.data import parallel
 
-    p = _common.parser(NAME, __doc__, seeds=(0,), epochs=20)
+    p = _common.parser(NAME, __doc__, seeds=(0,), epochs=5)
     p.add_argument("--test-size", type=int, default=300)
     p.add_argument("--sources", nargs="+", default=list(parallel.SOURCES))
     p.add_argument("--train-languages", nargs="+", default=list(EVAL_LANGUAGES))

@@ -413,7 +413,7 @@ def test_teacher_regularization_counts_in_its_own_loss(data):
     teacher = keras.Model(
         inputs, keras.layers.Dense(C, kernel_regularizer=keras.regularizers.L2(0.5))(inputs)
     )
-    distiller = keras_kd.Distiller(mlp(4, "student"), teacher, mode="teacher_guided")
+    distiller = keras_kd.Distiller(mlp(4, "student"), teacher=teacher, mode="teacher_guided")  # a tiny teacher
     distiller.compile(optimizer=keras.optimizers.SGD(0.0))
     history = distiller.fit(x, y, batch_size=N, epochs=1, verbose=0)
     kernel = np.array(teacher.weights[0])

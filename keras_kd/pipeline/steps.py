@@ -255,7 +255,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
 
     say("Evaluating on the test set, exporting the student (SavedModel + TFLite), writing the report", verbose)
     paths = {"output_dir": out_dir, "runs_dir": run_dir}
-    if config.output.save_teacher and teacher.kind in ("keras", "builder") and len(teachers) == 1:
+    if config.output.save_teacher and teacher.kind in ("keras", "builder", "embedded") and len(teachers) == 1:
         paths["teacher"] = os.path.join(out_dir, "teacher.keras")
         keras.saving.save_model(teacher.model, paths["teacher"])
     paths["student"] = os.path.join(out_dir, "student.keras")
@@ -317,7 +317,8 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
 def _describe(teacher):
     spec = teacher.config
     return {"keras": f"{spec.path}", "saved_model": f"SavedModel {spec.path}", "preset": f"preset {spec.preset}",
-            "transformers": f"transformers {spec.transformers}", "builder": f"{spec.builder}"}[teacher.kind]
+            "transformers": f"transformers {spec.transformers}", "builder": f"{spec.builder}",
+            "embedded": f"{spec.builder or 'teacher'} embedded in {getattr(spec, 'embedded', None)}"}[teacher.kind]
 
 
 def _first(x, n):

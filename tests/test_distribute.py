@@ -192,12 +192,15 @@ def test_first_epoch_loss_equals_numpy_reference_under_mirrored():
     import tensorflow as tf
 
     from keras_kd import Distiller
+    from keras_kd.losses import KLDivergence
 
     x, y = _data()
     x, y = x[:GLOBAL_BATCH], y[:GLOBAL_BATCH]
     with _mirrored().scope():
         teacher, student = _build_models()
-        distiller = Distiller(student, teacher, alpha=0.7)
+        distiller = Distiller(
+            student=student, teacher=teacher, distillation_loss=KLDivergence(temperature=4.0), alpha=0.7
+        )
         distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
     history = distiller.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH), verbose=0)
 

@@ -168,6 +168,7 @@ def count_records(path):
 
 
 def file_sha256(path):
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -22,6 +22,8 @@ import os
 
 import numpy as np
 
+from keras_kd.data.cache_format import file_sha256
+
 CARD_NAME = "card.json"
 
 
@@ -45,14 +47,6 @@ def split_sha256(*columns):
             digest.update(str(item).encode("utf-8") + b"\x1f")
     return digest.hexdigest()
 
-
-def file_sha256(path):
-    """SHA-256 (hex) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_card(directory, model_file, *, data_sha256, command, accuracy, **fields):

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from keras_kd.data.cache_format import file_sha256
 from keras_kd.pipeline.config import ConfigError
 
 
@@ -36,13 +37,6 @@ class Teacher:
         """The teacher's inputs for a split (the student's when they are shared)."""
         return getattr(data, f"x_{split}") if self.encode is None else self.encode(data.raw[split])
 
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _tree_sha256(folder):

@@ -260,7 +260,7 @@ def render_readme(documents):
     return "\n".join(lines)
 
 
-_TARGET_NOTE = re.compile(r"\s*\((?:target|targets)\b[^()]*\)|\s*\b[Tt]argets?:[^.]*\.")
+_TARGET_NOTE = re.compile(r"\s*\((?:target|targets)\b[^()]*\)|\s*\b[Tt]argets?:.*?\.(?=\s|$)")
 
 
 # Remarks about the project's own goals and schedule, not about the measurement.

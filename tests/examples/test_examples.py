@@ -118,17 +118,32 @@ def test_results_table_from_json(tmp_path):
 
     row = {"model": "tiny | student", "role": "student", "params": 12_345, "time_s": 150.0,
            "metrics": {"accuracy": {"mean": 0.9, "std": 0.01, "values": [0.89, 0.9, 0.91]}, "per_class": {"a": 1}}}
+    results = tmp_path / "results"
+    results.mkdir()
     for name, smoke in (("fashion_mnist", False), ("zh_sentiment", True)):
-        (tmp_path / f"{name}.json").write_text(json.dumps(
+        (results / f"{name}.json").write_text(json.dumps(
             {"example": name, "command": f"python examples/{name}.py", "hardware": "2 CPU cores (x)",
              "date": "d", "smoke": smoke, "rows": [row], "summary": {"gain": 0.5}}))
-    output = tmp_path / "70-results.md"
-    text = make_results_table.main(["--results", str(tmp_path), "--output", str(output)])
-    assert output.read_text() == text
-    assert "| tiny / student | student | 12.3 k | accuracy 90.0 ± 1.0 (3 seeds) | 2.5 min |" in text
-    assert "python examples/fashion_mnist.py" in text
-    assert "zh_sentiment" not in text  # smoke runs never reach the README
-    assert "2 CPU cores (x)" in text
+    output = tmp_path / "pages"
+    assert make_results_table.main(["--results", str(results), "--output", str(output)]) == 0
+    index = (output / "index.md").read_text()
+    assert "| tiny / student | 12.3 k | accuracy 90.0 ± 1.0 (3 seeds) |" in index
+    assert "`python examples/fashion_mnist.py`" in index
+    assert "zh_sentiment" not in index and not (output / "zh_sentiment.md").exists()  # smoke runs are skipped
+    page = (output / "fashion_mnist.md").read_text()
+    assert "2 CPU cores (x)" in page and "| gain | 0.5 |" in page
+    assert make_results_table.main(["--results", str(results), "--output", str(output), "--check"]) == 0
+    (output / "index.md").write_text("stale")
+    assert make_results_table.main(["--results", str(results), "--output", str(output), "--check"]) == 1
+
+
+def test_results_cleaning_drops_goal_remarks_without_cutting_numbers():
+    import make_results_table
+
+    text = "# R\n\nVariants interleaved in one process. Target: keras-kd ≤ 1.05 × (teacher forward).\n\nNext line."
+    page = make_results_table.render_benchmarks(text)
+    assert "interleaved in one process.\n" in page
+    assert "1.05" not in page and "Next line." in page
 
 
 def test_en_augmentation_keeps_words():

@@ -534,8 +534,26 @@ class RandomFlip(ImageAugmentation):
         return {**super().get_config(), "rate": self.rate}
 
 
+class _MixingAugmentation(ImageAugmentation):
+    """Base of augmentations that mix pairs of examples with a Beta(`concentration`, `concentration`)
+    weight; `mixes_examples = True`."""
+
+    mixes_examples = True
+
+    def __init__(self, concentration=1.0, seed=None, image_shape=None, **kwargs):
+        super().__init__(seed=seed, image_shape=image_shape, **kwargs)
+        if not float(concentration) > 0:
+            raise ValueError(
+                f"`concentration` must be > 0. Received: concentration={concentration}"
+            )
+        self.concentration = float(concentration)
+
+    def get_config(self):
+        return {**super().get_config(), "concentration": self.concentration}
+
+
 @keras.saving.register_keras_serializable(package="keras_kd")
-class MixUp(ImageAugmentation):
+class MixUp(_MixingAugmentation):
     """Mixup on inputs only: each image blended with a random partner of its batch.
 
     The weight of image `i` is drawn per example from Beta(`concentration`, `concentration`)
@@ -543,44 +561,21 @@ class MixUp(ImageAugmentation):
     teacher's outputs on the mixed images alone (function matching, Beyer et al. 2022).
     """
 
-    mixes_examples = True
-
-    def __init__(self, concentration=1.0, seed=None, image_shape=None, **kwargs):
-        super().__init__(seed=seed, image_shape=image_shape, **kwargs)
-        if not float(concentration) > 0:
-            raise ValueError(
-                f"`concentration` must be > 0. Received: concentration={concentration}"
-            )
-        self.concentration = float(concentration)
-
     def augment_images(self, images, seed):
         seeds = tf.random.experimental.stateless_split(seed, 2)
         batch = tf.shape(images)[0]
         weights = _beta([batch], self.concentration, seeds[0])
         return mix_images(images, _partners(batch, seeds[1]), weights)
 
-    def get_config(self):
-        return {**super().get_config(), "concentration": self.concentration}
-
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class CutMix(ImageAugmentation):
+class CutMix(_MixingAugmentation):
     """CutMix on inputs only: a random box of a random partner pasted into each image.
 
     The box covers a fraction `1 - lambda` of the image, `lambda ~ Beta(concentration,
     concentration)` per example, centred uniformly and clipped at the border (Yun et al. 2019).
     `mixes_examples = True` (see `MixUp`).
     """
-
-    mixes_examples = True
-
-    def __init__(self, concentration=1.0, seed=None, image_shape=None, **kwargs):
-        super().__init__(seed=seed, image_shape=image_shape, **kwargs)
-        if not float(concentration) > 0:
-            raise ValueError(
-                f"`concentration` must be > 0. Received: concentration={concentration}"
-            )
-        self.concentration = float(concentration)
 
     def augment_images(self, images, seed):
         seeds = tf.random.experimental.stateless_split(seed, 3)
@@ -594,9 +589,6 @@ class CutMix(ImageAugmentation):
         high = tf.clip_by_value(tf.round(centre + cut / 2), 0.0, size)
         boxes = tf.cast(tf.concat([low, high], axis=1), "int32")
         return cut_and_paste(images, _partners(batch, seeds[2]), boxes)
-
-    def get_config(self):
-        return {**super().get_config(), "concentration": self.concentration}
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")

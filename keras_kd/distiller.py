@@ -23,6 +23,7 @@ from keras_kd.losses import hyperparameters as hp
 from keras_kd.losses import keras_distillation
 from keras_kd.losses.logits import config_float
 from keras_kd.outputs import as_output_dict, with_padding_mask
+from keras_kd.validation import check_logits_shapes
 
 
 def _check_model(value, name, allow_none=False):
@@ -47,19 +48,6 @@ def _static_logits_shape(model):
     if output is None or isinstance(output, (list, tuple)):
         return None
     return tuple(output.shape)
-
-
-def check_logits_shapes(teacher_shape, student_shape):
-    """Raise when the class axes of teacher and student logits are both known and differ."""
-    if teacher_shape is None or student_shape is None:
-        return
-    teacher_shape, student_shape = tuple(teacher_shape), tuple(student_shape)
-    t_dim, s_dim = teacher_shape[-1], student_shape[-1]
-    if len(teacher_shape) != len(student_shape) or (t_dim is not None and s_dim is not None and t_dim != s_dim):
-        raise ValueError(
-            "Teacher and student logits must have the same shape (same number of classes). "
-            f"Received: teacher logits shape={teacher_shape}, student logits shape={student_shape}"
-        )
 
 
 MODES = ("distill", "mutual", "teacher_guided")

@@ -6,6 +6,8 @@
 - `copy_layers(source_layers, target_layers)`: copy weights layer by layer (shapes checked);
   `select_layers(num_source, num_target)` picks which teacher layers a shallower student takes
   (DistilBERT: every other one).
+- `trim_vocabulary(token_ids, keep_ids)`: keep only the teacher token ids a student's texts use
+  (and a lookup that remaps teacher ids), so the same budget buys a wider embedding.
 """
 
 from keras_kd.students.init import (
@@ -14,6 +16,7 @@ from keras_kd.students.init import (
     embedding_from_teacher,
     embedding_layer_from_teacher,
     select_layers,
+    trim_vocabulary,
 )
 
 __all__ = [
@@ -22,4 +25,5 @@ __all__ = [
     "embedding_from_teacher",
     "embedding_layer_from_teacher",
     "select_layers",
+    "trim_vocabulary",
 ]

@@ -157,3 +157,65 @@ def copy_layers(source_layers, target_layers, indices=None):
     for i, target in zip(indices, target_layers, strict=True):
         copy_weights(source_layers[i], target)
     return indices
+
+
+def trim_vocabulary(token_ids, keep_ids=(0,), unknown_id=None, min_count=1, vocab_size=None):
+    """A smaller student vocabulary: the teacher's token ids that occur in `token_ids`.
+
+    A student that reads the teacher's tokenizer need not embed all of its vocabulary (30,522
+    WordPieces for BERT): keeping the ids seen in the student's training texts leaves room for a
+    wider embedding at the same parameter count. Use the result as
+
+        kept, lookup = trim_vocabulary(train_ids, keep_ids=(0, 100), unknown_id=100, vocab_size=30522)
+        student_ids = lookup[teacher_ids]                               # remapped inputs
+        table = embedding_from_teacher(teacher_table[kept], dim)        # the kept rows only
+
+    Args:
+        token_ids: integer array (any shape) of teacher token ids, e.g. the tokenized training set.
+        keep_ids: ids always kept (padding first, so it stays 0; `[UNK]`, `[MASK]`, ...).
+        unknown_id: teacher id that ids outside the trimmed vocabulary map to; it must be in
+            `keep_ids` (default: the first kept id, i.e. padding).
+        min_count: keep an id only if it occurs at least this many times.
+        vocab_size: the teacher's vocabulary size, so `lookup` covers every teacher id (also
+            those absent from `token_ids`, e.g. in test texts); default `max id + 1`.
+
+    Returns:
+        `(kept, lookup)`: `kept` holds the kept teacher ids, `keep_ids` first then the others in
+        increasing order (the student's id `i` is the teacher's `kept[i]`); `lookup` (int32) maps
+        every teacher id to its student id, dropped ids to `unknown_id`'s.
+    """
+    ids = np.asarray(token_ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"`token_ids` must be an integer array. Received dtype={ids.dtype}")
+    if ids.size and ids.min() < 0:
+        raise ValueError(f"`token_ids` must be >= 0. Received a minimum of {int(ids.min())}")
+    keep_ids = [int(i) for i in keep_ids]
+    if not keep_ids or min(keep_ids) < 0 or len(set(keep_ids)) != len(keep_ids):
+        raise ValueError(
+            f"`keep_ids` must be distinct ids >= 0, at least one. Received: keep_ids={keep_ids}"
+        )
+    if unknown_id is None:
+        unknown_id = keep_ids[0]
+    if unknown_id not in keep_ids:
+        raise ValueError(
+            f"`unknown_id` must be one of `keep_ids` {keep_ids}. Received: unknown_id={unknown_id}"
+        )
+    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
+        raise ValueError(
+            f"`min_count` must be a positive integer. Received: min_count={min_count!r}"
+        )
+    size = max(int(ids.max()) + 1 if ids.size else 0, max(keep_ids) + 1)
+    if vocab_size is not None:
+        if size > int(vocab_size):
+            raise ValueError(
+                f"`vocab_size` must cover every id: ids go up to {size - 1}. Received: vocab_size={vocab_size}"
+            )
+        size = int(vocab_size)
+    counts = np.bincount(ids.ravel(), minlength=size)
+    forced = set(keep_ids)
+    seen = [i for i in np.flatnonzero(counts >= min_count).tolist() if i not in forced]
+    kept = np.asarray(keep_ids + seen, dtype="int64")
+    new_ids = {teacher_id: i for i, teacher_id in enumerate(kept.tolist())}
+    lookup = np.full(size, new_ids[unknown_id], dtype="int32")
+    lookup[kept] = np.arange(len(kept), dtype="int32")
+    return kept, lookup

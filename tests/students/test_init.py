@@ -99,3 +99,34 @@ def test_copy_layers():
         students.copy_weights(teacher[0], wide)
     with pytest.raises(ValueError, match=r"`indices` must be in \[0, 3\]"):
         students.copy_layers(teacher, student, indices=[0, 4])
+
+
+def test_trim_vocabulary_hand_computed():
+    # Teacher ids used: 0 (padding) x3, 5 x2, 7 x1, 9 x1; keep padding and [UNK]=1 first.
+    ids = np.array([[5, 7, 0, 0], [9, 5, 0, 0]])
+    kept, lookup = students.trim_vocabulary(ids, keep_ids=(0, 1), unknown_id=1, vocab_size=12)
+    np.testing.assert_array_equal(kept, [0, 1, 5, 7, 9])
+    np.testing.assert_array_equal(lookup, [0, 1, 1, 1, 1, 2, 1, 3, 1, 4, 1, 1])
+    np.testing.assert_array_equal(lookup[ids], [[2, 3, 0, 0], [4, 2, 0, 0]])
+    assert lookup.dtype == np.int32
+    # An unseen teacher id (11) maps to [UNK]; min_count=2 keeps only 5 among the rest.
+    kept, lookup = students.trim_vocabulary(ids, keep_ids=(0, 1), unknown_id=1, min_count=2)
+    np.testing.assert_array_equal(kept, [0, 1, 5])
+    np.testing.assert_array_equal(lookup[[5, 7, 9]], [2, 1, 1])
+    assert len(lookup) == 10  # max id + 1 without vocab_size
+    # The kept rows of a teacher table give the student's table: its row i is the teacher's kept[i].
+    table = np.arange(20.0).reshape(10, 2)
+    np.testing.assert_array_equal(table[kept][lookup[[5]]], [[10.0, 11.0]])
+
+
+def test_trim_vocabulary_errors():
+    with pytest.raises(ValueError, match=r"`unknown_id` must be one of `keep_ids` \[0\]"):
+        students.trim_vocabulary(np.array([1, 2]), keep_ids=(0,), unknown_id=3)
+    with pytest.raises(ValueError, match=r"must be an integer array"):
+        students.trim_vocabulary(np.array([1.5]))
+    with pytest.raises(ValueError, match=r"`vocab_size` must cover every id: ids go up to 9"):
+        students.trim_vocabulary(np.array([9]), vocab_size=5)
+    with pytest.raises(ValueError, match=r"`min_count` must be a positive integer"):
+        students.trim_vocabulary(np.array([1]), min_count=0)
+    with pytest.raises(ValueError, match=r"`keep_ids` must be distinct"):
+        students.trim_vocabulary(np.array([1]), keep_ids=(0, 0))

@@ -11,6 +11,7 @@ wheels, readable offline (the first four with the standard library):
 | `sphinx`     | `pip install --no-deps sphinx`                               | ~70 languages, doc-tool messages (BSD-2)|
 | `pycountry`  | `pip install pycountry`                                      | ISO country/language/currency/script names, ~160 locales (LGPL-2.1) |
 | `babel`      | `pip install babel`                                          | CLDR display names of territories, languages, currencies, scripts (Unicode license) |
+| `django_apps`| `pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk django-allauth django-two-factor-auth djangorestframework` | UI strings and help sentences of Django apps, whichever are installed (Weblate GPL-3.0; pretix Apache-2.0; Wagtail, Oscar, django CMS, DRF BSD-3; helpdesk, two-factor BSD/MIT; allauth MIT) |
 
 `load_parallel` reads the installed catalogs; `read_parallel_file` reads your own `.tsv` / `.csv` /
 `.jsonl` pairs; `split_held_out` holds out English strings that no training pair touches.
@@ -30,7 +31,18 @@ import importlib.util
 import json
 import pathlib
 
-SOURCES = ("jupyterlab", "django", "sphinx", "pycountry", "babel")
+SOURCES = ("jupyterlab", "django", "sphinx", "pycountry", "babel", "django_apps")
+DJANGO_APPS = (  # import names of Django apps whose wheels ship gettext catalogs
+    "weblate",
+    "pretix",
+    "wagtail",
+    "oscar",
+    "cms",
+    "helpdesk",
+    "allauth",
+    "two_factor",
+    "rest_framework",
+)
 DEFAULT_SOURCES = ("jupyterlab", "django")  # sentence-like UI strings; the others add names/phrases
 _CONTEXT_SEPARATOR = "\x04"
 _CHINESE = {"zh_cn": "zh_cn", "zh_hans": "zh_cn", "zh_sg": "zh_cn", "zh": "zh_cn"}
@@ -135,13 +147,12 @@ def catalog_files(source):
             "sphinx": ("locale/*/LC_MESSAGES/*.mo",),
             "pycountry": ("locales/*/LC_MESSAGES/*.mo",),
         }[source]
-        for path in sorted(p for pattern in patterns for p in root.glob(pattern)):
-            code = path.parent.parent.name
-            if (
-                "@" in code or "." in code or language_key(code)[0] == "en"
-            ):  # sr@latin, zh_TW.Big5, en_GB
-                continue
-            found.setdefault(code, []).append(path)
+        _add_mo_files(found, (p for pattern in patterns for p in root.glob(pattern)))
+    elif source == "django_apps":
+        for package in DJANGO_APPS:
+            root = _package_root(package)
+            if root is not None:
+                _add_mo_files(found, root.glob("**/locale/*/LC_MESSAGES/*.mo"))
     elif source == "babel":
         if _package_root("babel") is not None:
             from babel import localedata
@@ -156,6 +167,17 @@ def catalog_files(source):
             f"Unknown source {source!r}. Expected one of {SOURCES}. Received: source={source!r}"
         )
     return found
+
+
+def _add_mo_files(found, paths):
+    """Adds `.../<code>/LC_MESSAGES/*.mo` paths to `found[code]`, skipping English and variants."""
+    for path in sorted(paths):
+        code = path.parent.parent.name
+        if (
+            "@" in code or "." in code or language_key(code)[0] == "en"
+        ):  # sr@latin, zh_TW.Big5, en_GB
+            continue
+        found.setdefault(code, []).append(path)
 
 
 def _package_root(name):
@@ -205,6 +227,8 @@ _INSTALL = {
     "sphinx": "pip install --no-deps sphinx",
     "pycountry": "pip install pycountry",
     "babel": "pip install babel",
+    "django_apps": "pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk "
+    "django-allauth django-two-factor-auth djangorestframework",
 }
 
 

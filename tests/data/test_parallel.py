@@ -104,8 +104,8 @@ def test_load_parallel_errors():
         ValueError, match=r"No installed translation catalog for language 'xx'.*pip install django"
     ):
         parallel.load_parallel("xx", sources="django")
-    with pytest.raises(ValueError, match=r"Unknown source 'weblate'"):
-        parallel.load_parallel("de", sources=("weblate",))
+    with pytest.raises(ValueError, match=r"Unknown source 'transifex'"):
+        parallel.load_parallel("de", sources=("transifex",))
 
 
 def test_more_installed_sources():
@@ -123,6 +123,32 @@ def test_more_installed_sources():
     assert pycountry_fr["Germany"] == "Allemagne"
     every = parallel.load_parallel(["de"], sources=parallel.SOURCES)["de"]
     assert len(every) == len(set(every)) > len(babel_de) + len(pycountry_fr) // 2
+
+
+def test_django_apps_source_reads_every_locale_folder(tmp_path, monkeypatch):
+    """`django_apps` globs `**/locale/<code>/LC_MESSAGES/*.mo` inside each installed app package."""
+    app = tmp_path / "fakeapp"
+    (app / "__init__.py").parent.mkdir()
+    (app / "__init__.py").write_text("")
+    for folder, code, messages in [
+        ("locale", "de", {"Save": "Speichern"}),
+        ("admin/locale", "de", {"Delete page": "Seite löschen", "Save": "Speichern"}),
+        ("locale", "zh_Hans", {"Save": "保存"}),
+        ("locale", "en_GB", {"Color": "Colour"}),  # English variants are skipped
+        ("locale", "sr@latin", {"Save": "Sačuvaj"}),
+    ]:
+        (app / folder / code / "LC_MESSAGES").mkdir(parents=True)
+        header = {"": "Content-Type: text/plain; charset=UTF-8\n"}
+        write_mo(app / folder / code / "LC_MESSAGES" / "django.mo", {**header, **messages})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(parallel, "DJANGO_APPS", ("fakeapp", "not_installed_app"))
+    files = parallel.catalog_files("django_apps")
+    assert sorted(files) == ["de", "zh_Hans"] and len(files["de"]) == 2
+    pairs = parallel.load_parallel(["de", "zh_CN"], sources="django_apps")
+    assert pairs == {
+        "de": [("Delete page", "Seite löschen"), ("Save", "Speichern")],
+        "zh_CN": [("Save", "保存")],
+    }
 
 
 def test_read_parallel_file(tmp_path):

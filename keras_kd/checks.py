@@ -233,8 +233,8 @@ def _path_name(root, path):
 def _values(tensor):
     if isinstance(tensor, tf.RaggedTensor):
         return tensor.flat_values
-    if isinstance(tensor, tf.SparseTensor):
-        return tensor.values
+    if isinstance(tensor, (tf.SparseTensor, tf.IndexedSlices)):
+        return tensor.values  # a sparse gradient (Embedding): check the rows it holds, never densify
     if isinstance(tensor, (tf.Tensor, tf.Variable)) or hasattr(tensor, "dtype"):
         return tf.convert_to_tensor(tensor)
     return None
@@ -244,6 +244,11 @@ def _nonfinite(values):
     return tf.logical_not(tf.math.is_finite(values))
 
 
+# How a check's fast test is built (the 4th field of a check; None: `reduce_any` of its mask).
+FINITE = "finite"  # floats: NaN/Inf anywhere
+IDS = "ids"  # (IDS, size): integers outside [0, size)
+
+
 def _finite_checks(structure, root):
     """`(name|problem, bad-mask function)` for every floating tensor of `structure`."""
     found = []
@@ -251,7 +256,7 @@ def _finite_checks(structure, root):
         values = _values(tensor)
         if values is None or not values.dtype.is_floating:
             continue
-        found.append((f"{_path_name(root, path)}|NaN/Inf value(s)", values, _nonfinite))
+        found.append((f"{_path_name(root, path)}|NaN/Inf value(s)", values, _nonfinite, FINITE))
     return found
 
 
@@ -279,6 +284,7 @@ def _id_checks(structure, root, model):
                 f"{_path_name(root, path)}|token id(s) outside [0, {size}) (the largest Embedding table)",
                 values,
                 lambda v, size=size: tf.logical_or(v < 0, v >= size),
+                (IDS, size),
             )
         )
     return found
@@ -313,7 +319,7 @@ def _label_checks(distiller, y, num_classes):
     if labels is None:
         return []
     if kind != "sparse":
-        return [] if not labels.dtype.is_floating else [("y|NaN/Inf label(s)", labels, _nonfinite)]
+        return [] if not labels.dtype.is_floating else [("y|NaN/Inf label(s)", labels, _nonfinite, FINITE)]
     if labels.dtype == tf.string:
         raise BadBatchError(
             "The student loss expects integer class ids. Received labels `y` of dtype string: map the "
@@ -340,6 +346,7 @@ def _label_checks(distiller, y, num_classes):
             f"y|label(s) outside {interval} (class ids of a student with {num_classes} logits)",
             labels,
             bad_labels,
+            (IDS, num_classes) if labels.dtype.is_integer and num_classes is not None and ignore_class is None else None,
         )
     ]
 
@@ -383,33 +390,102 @@ def _all_checks(distiller, optimizer, gradients, variables, batch, teacher_outpu
 
 # ---------------------------------------------------------------- in the step
 def _flags(found):
-    """One boolean per check: True when the check failed."""
-    return tf.stack([tf.reduce_any(bad(values)) for _, values, bad in found])
+    """One boolean per check: True when the check failed (built in the failure branch only)."""
+    return tf.stack([tf.reduce_any(bad(values)) for _, values, bad, _ in found])
 
 
-def _details(name, values, bad):
-    """`(count, one bad value)` of one check, as int64 / float64 (built in the failure branch)."""
-    mask = bad(values)
-    count = tf.reduce_sum(tf.cast(mask, tf.int64))
-    if name.startswith("gradient of"):  # many tensors: two reductions, the value is NaN or Inf
-        nan = tf.reduce_any(tf.math.is_nan(values))
-        return count, tf.where(
-            nan, tf.constant(np.nan, tf.float64), tf.constant(np.inf, tf.float64)
+def _any_failed(found):
+    """One scalar boolean: True iff at least one check of `found` fails (the fast path).
+
+    Exact, not a heuristic: every finiteness check contributes `sum(values * 0)`, which is 0 when
+    all values are finite and NaN otherwise (no overflow: the products are zeros), and all of them
+    are added into ONE scalar tested once; integer range checks are one `max` over the ids cast to
+    unsigned (negative ids wrap to huge values). So a step runs about two cheap ops per checked
+    tensor and one test, instead of a reduction and a flag per check; which check failed (and its
+    count and value) is only worked out in the failure branch (`_record`).
+    """
+    zeros, flags = [], []
+    for _, values, bad, kind in found:
+        if kind == FINITE:
+            zero = values * tf.zeros([], values.dtype) if values.shape.rank == 0 else None
+            if zero is None:
+                zero = tf.reduce_sum(values * tf.zeros([], values.dtype))
+            zeros.append(zero if zero.dtype == tf.float32 else tf.cast(zero, tf.float32))
+        elif isinstance(kind, tuple) and kind[0] == IDS and values.dtype in _UNSIGNED:
+            unsigned = tf.cast(values, _UNSIGNED[values.dtype])
+            # max of an empty unsigned tensor is 0: an empty batch passes
+            flags.append(tf.reduce_max(unsigned) >= tf.cast(kind[1], unsigned.dtype))
+        else:
+            flags.append(tf.reduce_any(bad(values)))
+    failed = None
+    if zeros:
+        total = zeros[0] if len(zeros) == 1 else tf.add_n(zeros)
+        failed = tf.logical_not(tf.math.is_finite(total))
+    for flag in flags:
+        failed = flag if failed is None else tf.logical_or(failed, flag)
+    return failed
+
+
+_UNSIGNED = {tf.int32: tf.uint32, tf.int64: tf.uint64, tf.int16: tf.uint16, tf.int8: tf.uint8}
+
+
+def _details(found):
+    """`(counts, values)`: per check, its number of bad values (int64) and one of them (float64).
+
+    Built in the failure branch only, and fused so that tracing it stays cheap however many checks
+    there are: every check's mask is computed once; the batch-sized tensors (inputs, labels,
+    outputs, weights, loss terms) are flattened into one vector whose per-check counts and first
+    bad values come from a few segment ops. Gradients (possibly huge) are never copied: their
+    count is one reduction and their value NaN or Inf.
+    """
+    counts, values = [None] * len(found), [None] * len(found)
+    masks, flat_values, segments, batch_checks = [], [], [], []
+    for i, (name, tensor, bad, _) in enumerate(found):
+        mask = bad(tensor)
+        if name.startswith("gradient of"):
+            counts[i] = tf.reduce_sum(tf.cast(mask, tf.int64))
+            values[i] = tf.where(
+                tf.reduce_any(tf.math.is_nan(tensor)),
+                tf.constant(np.nan, tf.float64),
+                tf.constant(np.inf, tf.float64),
+            )
+            continue
+        mask = tf.reshape(mask, [-1])
+        masks.append(mask)
+        flat_values.append(tf.cast(tf.reshape(tensor, [-1]), tf.float64))
+        segments.append(tf.fill(tf.shape(mask), len(batch_checks)))
+        batch_checks.append(i)
+    if batch_checks:
+        n = len(batch_checks)
+        mask = tf.concat(masks + [tf.ones([n], tf.bool)], 0)  # one sentinel per check: never empty
+        value = tf.concat(flat_values + [tf.zeros([n], tf.float64)], 0)
+        segment = tf.concat(segments + [tf.range(n, dtype=tf.int32)], 0)
+        bad_counts = tf.math.unsorted_segment_sum(tf.cast(mask, tf.int64), segment, n) - 1
+        position = tf.range(tf.size(mask, out_type=tf.int32), dtype=tf.int32)
+        # first bad position of each check (its sentinel when none)
+        first = tf.math.unsorted_segment_min(
+            tf.where(mask, position, tf.size(mask, out_type=tf.int32)), segment, n
         )
-    flat_bad = tf.concat([tf.reshape(mask, [-1]), [True]], 0)  # never empty
-    flat = tf.concat([tf.reshape(values, [-1]), tf.zeros([1], values.dtype)], 0)
-    first = tf.argmax(tf.cast(flat_bad, tf.int32), output_type=tf.int32)
-    return count, tf.cast(tf.gather(flat, first), tf.float64)
+        bad_values = tf.gather(value, first)
+        for j, i in enumerate(batch_checks):
+            counts[i], values[i] = bad_counts[j], bad_values[j]
+    return tf.stack(counts), tf.stack(values)
 
 
-def _record(check_state, found, flags):
-    """Write the first failed check into `check_state` (kept if an earlier failure is unread)."""
+def _record(check_state, found, flags=None):
+    """Write the first failed check into `check_state` (kept if an earlier failure is unread).
+
+    Runs in the failure branch only: which check failed, its count and its value cost nothing on a
+    step whose checks pass. `flags`: every replica's per-check flags (multi-replica), else the
+    counts computed here decide.
+    """
+    counts, values = _details(found)
+    if flags is None:
+        flags = counts > 0
     index = tf.argmax(tf.cast(flags, tf.int32), output_type=tf.int32)
-    codes = tf.constant([check_state.code_of(name) for name, _, _ in found], tf.int32)
-    # One graph for every check's details (a switch_case would trace one function per check).
-    details = [_details(name, values, bad) for name, values, bad in found]
-    count = tf.gather(tf.stack([c for c, _ in details]), index)
-    value = tf.gather(tf.stack([v for _, v in details]), index)
+    codes = tf.constant([check_state.code_of(name) for name, _, _, _ in found], tf.int32)
+    count = tf.gather(counts, index)
+    value = tf.gather(values, index)
     first = tf.equal(check_state.code, 0)
     check_state.code.assign(tf.where(first, tf.gather(codes, index), check_state.code))
     check_state.failed_step.assign(tf.where(first, check_state.step, check_state.failed_step))
@@ -450,18 +526,29 @@ def apply_gradients_checked(
     if not found:
         _apply(optimizer, gradients, variables)
         return
-    flags = _flags(found)
+    any_failed = _any_failed(found)  # one fused test; which check failed is found only on failure
     context = tf.distribute.get_replica_context()
+    replicas = 1 if context is None else context.num_replicas_in_sync
+    flags = None  # per-check flags: built in the failure branch on one replica
+    if replicas > 1:
+        # Every replica needs every replica's per-check flags (all skip together, and the error
+        # names the check that failed anywhere): exact flags only where the fast test failed.
+        flags = tf.cond(
+            any_failed,
+            lambda: tf.cast(_flags(found), tf.int32),
+            lambda: tf.zeros([len(found)], tf.int32),
+        )
     if (
         context is None
         or tf.__internal__.distribute.strategy_supports_no_merge_call()
-        or context.num_replicas_in_sync == 1
+        or replicas == 1
     ):
-        if context is not None and context.num_replicas_in_sync > 1:  # all replicas skip together
-            flags = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(flags, tf.int32)) > 0
+        if replicas > 1:  # all replicas skip together
+            flags = context.all_reduce(tf.distribute.ReduceOp.SUM, flags) > 0
+            any_failed = tf.reduce_any(flags)
         # A failure not yet reported on the host keeps skipping updates (StepCheck resets it), so
         # the weights stay those before the bad batch even when the host reads the state later.
-        failed = tf.logical_or(tf.reduce_any(flags), tf.not_equal(check_state.code, 0))
+        failed = tf.logical_or(any_failed, tf.not_equal(check_state.code, 0))
         tf.cond(
             failed,
             lambda: _record(check_state, found, flags),
@@ -501,7 +588,7 @@ def _apply_cross_replica(
 
         def record_fn():
             index = tf.argmax(tf.cast(bad > 0, tf.int32), output_type=tf.int32)
-            codes = tf.constant([check_state.code_of(name) for name, _, _ in found], tf.int32)
+            codes = tf.constant([check_state.code_of(name) for name, _, _, _ in found], tf.int32)
             first = tf.equal(check_state.code, 0)
             check_state.code.assign(tf.where(first, tf.gather(codes, index), check_state.code))
             check_state.failed_step.assign(
@@ -519,4 +606,4 @@ def _apply_cross_replica(
             check_state.step.assign_add(1)
 
     # Per-replica values (flags, gradients) must pass through `merge_call` to be usable there.
-    context.merge_call(merge, args=(tf.cast(flags, tf.int32), gradients))
+    context.merge_call(merge, args=(flags, gradients))

@@ -1,5 +1,6 @@
 """`keras_kd.pipeline`: teachers from files, probabilities → logits, multi-teacher/feature configs, results."""
 
+import re
 import warnings
 
 import numpy as np
@@ -102,3 +103,59 @@ def test_multi_teacher_with_weights_and_a_feature_loss(tmp_path):
     result = pipeline.run(config, verbose=0)
     assert {"teacher 0", "teacher 1", "distilled"} <= set(result.metrics)
     assert "online teacher" in (tmp_path / "out" / "t" / "report.md").read_text()
+
+
+def test_best_epoch_callback_restores_the_weights_of_the_best_validation_epoch():
+    import keras
+
+    from keras_kd.pipeline.steps import _best_epoch_callback
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, use_bias=False)])
+    x_val, y_val = np.array([[1.0], [2.0]], "float32"), np.array([1, 1])
+    callback = _best_epoch_callback(model, x_val, y_val)
+    right, wrong = np.array([[0.0, 1.0]], "float32"), np.array([[1.0, 0.0]], "float32")
+    for epoch, weights in enumerate([wrong, right, wrong]):  # validation accuracy 0, 1, 0
+        model.set_weights([weights])
+        callback.on_epoch_end(epoch)
+    assert callback.best_epoch == 2 and callback.best_accuracy == 1.0
+    callback.restore()
+    np.testing.assert_array_equal(model.get_weights()[0], right)
+
+
+def test_scratch_baseline_on_the_transfer_set_is_the_cached_set_without_the_teacher(tmp_path):
+    import tensorflow as tf
+
+    from keras_kd.pipeline.steps import _scratch_datasets
+
+    config = pipeline.parse_config(_config(tmp_path, baseline={"data": "transfer"}))
+    x, logits, y = np.arange(12, dtype="int32").reshape(6, 2), np.ones((6, 2), "float32"), np.arange(6) % 2
+    cached = tf.data.Dataset.from_tensor_slices(({"student_inputs": x, "teacher_outputs": {"logits": logits}}, y))
+    sets = _scratch_datasets(config, None, cached.batch(4), augmentation=object(), copies=1, has_unlabelled=False,
+                             online=False)
+    assert list(sets) == ["transfer"]
+    batches = list(sets["transfer"])
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    # without augmentation the transfer set is the labelled set: one run on the labels
+    assert list(_scratch_datasets(config, _Prepared(x, y), cached, None, 0, False, False)) == ["labels"]
+
+
+class _Prepared:
+    def __init__(self, x, y):
+        self.x_train, self.y_train = x, y
+
+
+def test_scratch_baseline_tries_the_labels_and_the_transfer_set_and_keeps_the_better(tmp_path):
+    config = _config(tmp_path, baseline={"enabled": True},
+                     training={"epochs": 2, "batch_size": 8, "jit_compile": False, "keep_best_epoch": True,
+                               "steps_per_epoch": 1})
+    config["data"].update(validation_fraction=0.25, augment={"copies": 1, "delete_rate": 0.2})
+    result = pipeline.run(config, verbose=0)
+    assert {"teacher", "scratch", "distilled"} <= set(result.metrics)
+    report = (tmp_path / "out" / "t" / "report.md").read_text()
+    assert re.search(r"Scratch student: the better by validation accuracy of two runs \(the labelled examples: "
+                     r"validation accuracy [01]\.\d{3}; the transfer set \(1 augmented copy each\) with the gold "
+                     r"labels: validation accuracy [01]\.\d{3}\); kept: .* \(epoch [12] of 2, the best validation "
+                     r"epoch\)", report), report
+    assert re.search(r"Each student keeps its epoch with the best validation accuracy \(distilled: epoch [12] of 2\)",
+                     report)

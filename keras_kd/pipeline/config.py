@@ -539,6 +539,8 @@ class TrainingConfig(Section):
         "lr_schedule": ("constant", choice("constant", "cosine")),
         "jit_compile": ("auto", Check("true, false or 'auto'", lambda v: v in (True, False, "auto"))),
         "steps_per_epoch": (None, optional(integer(1))),
+        # each student (distilled and scratch) keeps the weights of its epoch with the best validation accuracy
+        "keep_best_epoch": (False, BOOLEAN),
     }
 
     def build_optimizer(self, decay_steps=None):
@@ -558,12 +560,20 @@ class TrainingConfig(Section):
 
 
 class BaselineConfig(Section):
-    """`baseline`: the same student trained from scratch on the labels, for comparison."""
+    """`baseline`: the same student trained from scratch on the labels, for comparison.
+
+    `data` (with `data.augment`): `labels` trains on the labelled examples only (`epochs`, default
+    `training.epochs`); `transfer` on the distilled student's transfer set with the gold labels (the
+    labelled examples plus the same augmented copies; `training.epochs`, the same optimizer and
+    schedule as the distilled student); `best` trains both and keeps the one with the better
+    validation accuracy. Without augmentation the two are the same and the baseline trains once.
+    """
 
     NAME = "baseline"
     FIELDS = {
         "enabled": (True, BOOLEAN),
         "epochs": (None, optional(integer(1))),
+        "data": ("best", choice("best", "labels", "transfer")),
     }
 
 

@@ -6,6 +6,7 @@ and by `keras-kd report`.
 import datetime
 import os
 import shutil
+import textwrap
 
 import numpy as np
 
@@ -172,11 +173,14 @@ def _kilobytes(human):
     return float(value) * {"B": 1 / 1024, "KB": 1, "MB": 1024, "GB": 1024**2}[unit]
 
 
-def print_summary(rows, export_rows, out_dir, runs_dir, elapsed):
-    """The demo's closing table and where everything was written."""
+def print_summary(rows, export_rows, out_dir, runs_dir, elapsed, notes=()):
+    """The demo's closing table, `notes` under it (how the students were trained) and where everything
+    was written."""
     printable = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
     print()
     print(metrics.comparison_table(printable, columns=TABLE_COLUMNS, fmt="text"))
+    for note in notes:
+        print(textwrap.fill(note, width=110, initial_indent="* ", subsequent_indent="  "))
     if export_rows:
         print()
         print(metrics.comparison_table(export_rows, fmt="text"))

@@ -206,23 +206,14 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     teacher_val_accuracy = (float(np.mean(np.argmax(_ensemble_logits(teachers, config, data, "val"), -1) == data.y_val))
                             if len(data.y_val) else None)
 
-    # the scratch baseline: the same student on the labels only
-    scratch = None
+    # the scratch baseline: the same student on the gold labels (see `BaselineConfig` for `baseline.data`)
+    scratch, scratch_note = None, None
     student_epochs = 1 if smoke else training.epochs
+    has_val = len(data.y_val) > 0
     if config.baseline.enabled:
-        epochs = 1 if smoke else (config.baseline.epochs or training.epochs)
-        say(f"Training the student from scratch on the labels ({epochs} epoch(s)): the baseline", verbose)
-        keras.utils.set_random_seed(config.seed + 1)
-        with strategy.scope():
-            scratch = build_student(config, data, options, "student_scratch")
-            scratch_steps = training.steps_per_epoch or -(-len(data.y_train) // training.batch_size)
-            scratch.compile(training.build_optimizer(decay_steps=epochs * scratch_steps), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                            metrics=["accuracy"], jit_compile=False if smoke else training.jit_compile)
-        histories["scratch"] = scratch.fit(
-            data.x_train, data.y_train, validation_data=(data.x_val, data.y_val) if len(data.y_val) else None,
-            epochs=epochs, batch_size=training.batch_size, steps_per_epoch=1 if smoke else training.steps_per_epoch,
-            verbose=fit_verbose(verbose, smoke),
-            callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "scratch"), write_graph=False)])
+        scratch, scratch_note = _train_scratch(config, data, strategy, train_ds, augmentation, copies,
+                                               x_extra is not None, online, student_epochs, run_dir, smoke, verbose,
+                                               options, histories)
 
     say(f"Distilling into the student ({student_epochs} epoch(s))", verbose)
     keras.utils.set_random_seed(config.seed + 1)
@@ -249,9 +240,13 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         teacher_metrics={"val_accuracy": teacher_val_accuracy} if teacher_val_accuracy is not None else None)]
     callbacks += [c for c in (distillation.build_scheduler("temperature_schedule"),
                               distillation.build_scheduler("alpha_schedule")) if c is not None]
+    best_epoch = _best_epoch_callback(student, data.x_val, data.y_val) if training.keep_best_epoch and has_val else None
     histories["distilled"] = distiller.fit(train_ds, validation_data=val_ds, epochs=student_epochs,
                                            steps_per_epoch=1 if smoke else training.steps_per_epoch, shuffle=False,
-                                           verbose=fit_verbose(verbose, smoke), callbacks=callbacks)
+                                           verbose=fit_verbose(verbose, smoke),
+                                           callbacks=callbacks + ([best_epoch] if best_epoch else []))
+    if best_epoch is not None:
+        best_epoch.restore()
 
     say("Evaluating on the test set, exporting the student (SavedModel + TFLite), writing the report", verbose)
     paths = {"output_dir": out_dir, "runs_dir": run_dir}
@@ -295,6 +290,11 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         + f"; loss {t.loss if isinstance(t.loss, str) else t.loss.get('name')}, T={t.temperature:g}, "
         f"alpha={t.alpha:g}.",
     ]
+    if scratch_note:
+        notes.append(scratch_note)
+    if training.keep_best_epoch and has_val:
+        notes.append(f"Each student keeps its epoch with the best validation accuracy (distilled: epoch "
+                     f"{best_epoch.best_epoch} of {student_epochs}).")
     if len(rows) >= 2 and rows[0].get("params") and rows[-1].get("params"):
         notes.append(f"Parameter ratio teacher/student: {rows[0]['params'] / rows[-1]['params']:.1f}x.")
     notes.append(f"Wall time {elapsed:.0f} s{' (smoke run)' if smoke else ''}.")
@@ -309,9 +309,98 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         predictions={row["model"]: (data.y_test, row.pop("_logits")) for row in rows}, runs_dir=run_dir,
     )
     if verbose:
-        report_lib.print_summary(rows, export_rows, out_dir, run_dir, elapsed)
+        report_lib.print_summary(rows, export_rows, out_dir, run_dir, elapsed,
+                                 notes=[n for n in notes if n.startswith(("Scratch student", "Each student"))])
     return PipelineResult(config.name, config.task, metrics, paths, list(data.class_names), elapsed,
                           [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+
+
+def _best_epoch_callback(student, x_val, y_val):
+    """A Keras callback that keeps the student's weights of the epoch with the best validation accuracy
+    (measured on `x_val` with the student alone, so the distilled and scratch students are chosen alike);
+    `callback.restore()` puts them back after `fit`."""
+    import keras
+
+    class BestEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best_accuracy, self.best_epoch, self.best_weights = -1.0, 0, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            accuracy = float(np.mean(np.argmax(outputs_of(student, x_val), -1) == y_val))
+            if accuracy > self.best_accuracy:
+                self.best_accuracy, self.best_epoch = accuracy, epoch + 1
+                self.best_weights = [np.array(w) for w in student.get_weights()]
+
+        def restore(self):
+            if self.best_weights is not None:
+                student.set_weights(self.best_weights)
+
+    return BestEpoch()
+
+
+def _scratch_datasets(config, data, train_ds, augmentation, copies, has_unlabelled, online):
+    """`{"labels": ..., "transfer": ...}`: the datasets the scratch student may train on (`baseline.data`)."""
+    from keras_kd.data import keys
+
+    training = config.training
+    choice = config.baseline.data if augmentation is not None else "labels"
+    sets = {}
+    if choice in ("labels", "best"):
+        sets["labels"] = _dataset(data.x_train, data.y_train, training.batch_size, shuffle=True, seed=config.seed)
+    if choice in ("transfer", "best"):
+        if not online and not has_unlabelled:  # the distilled student's cached transfer set, minus the teacher
+            sets["transfer"] = train_ds.map(lambda x, *rest: (x[keys.STUDENT_INPUTS], *rest[:1]))
+        else:  # the labelled examples and their augmented copies (unlabelled rows have no gold label)
+            from keras_kd.data.augment import expand_with_augmentations
+
+            source = expand_with_augmentations(_dataset(data.x_train, data.y_train, 512), augmentation, copies=copies)
+            n = len(data.y_train) * (copies + 1)
+            sets["transfer"] = source.unbatch().shuffle(n, seed=config.seed).batch(training.batch_size)
+    return sets
+
+
+def _train_scratch(config, data, strategy, train_ds, augmentation, copies, has_unlabelled, online, student_epochs,
+                   run_dir, smoke, verbose, options, histories):
+    """Train the scratch student on each dataset `baseline.data` asks for; returns the one with the best
+    validation accuracy and a note saying what was trained."""
+    import keras
+
+    training, has_val = config.training, len(data.y_val) > 0
+    sets = _scratch_datasets(config, data, train_ds, augmentation, copies, has_unlabelled, online)
+    labels_epochs = 1 if smoke else (config.baseline.epochs or training.epochs)
+    described = {"labels": "the labelled examples", "transfer": f"the transfer set ({copies} augmented "
+                 f"cop{'y' if copies == 1 else 'ies'} each) with the gold labels"}
+    trained = []
+    for kind, dataset in sets.items():
+        epochs = labels_epochs if kind == "labels" else student_epochs
+        say(f"Training the student from scratch on {described[kind]} ({epochs} epoch(s)): the baseline", verbose)
+        keras.utils.set_random_seed(config.seed + 1)
+        with strategy.scope():
+            model = build_student(config, data, options, "student_scratch")
+            steps = training.steps_per_epoch or int(dataset.cardinality())
+            model.compile(training.build_optimizer(decay_steps=epochs * steps if steps > 0 else None),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=["accuracy"], jit_compile=False if smoke else training.jit_compile)
+        best_epoch = _best_epoch_callback(model, data.x_val, data.y_val) if training.keep_best_epoch and has_val else None
+        history = model.fit(
+            dataset, validation_data=(data.x_val, data.y_val) if has_val else None, epochs=epochs,
+            steps_per_epoch=1 if smoke else training.steps_per_epoch, verbose=fit_verbose(verbose, smoke),
+            callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "scratch" if kind == "labels" else
+                                                                "scratch_transfer"), write_graph=False)]
+            + ([best_epoch] if best_epoch else []))
+        if best_epoch is not None:
+            best_epoch.restore()
+        accuracy = (float(np.mean(np.argmax(outputs_of(model, data.x_val), -1) == data.y_val)) if has_val else 0.0)
+        trained.append((accuracy, kind, model, history, epochs, best_epoch))
+    accuracy, kind, model, history, epochs, best_epoch = max(trained, key=lambda t: t[0])  # ties: the first
+    histories["scratch"] = history
+    picked = f" (epoch {best_epoch.best_epoch} of {epochs}, the best validation epoch)" if best_epoch else ""
+    if len(trained) == 1:
+        return model, f"Scratch student: trained on {described[kind]}{picked}, same optimizer and learning-rate schedule."
+    tried = "; ".join(f"{described[k]}: validation accuracy {a:.3f}" for a, k, *_ in trained)
+    return model, (f"Scratch student: the better by validation accuracy of two runs ({tried}); kept: {described[kind]}"
+                   f"{picked}, same optimizer and learning-rate schedule as the distilled student.")
 
 
 def _describe(teacher):

@@ -159,3 +159,17 @@ def test_scratch_baseline_tries_the_labels_and_the_transfer_set_and_keeps_the_be
                      r"epoch\)", report), report
     assert re.search(r"Each student keeps its epoch with the best validation accuracy \(distilled: epoch [12] of 2\)",
                      report)
+
+
+def test_summary_states_the_gain_over_scratch_and_the_share_of_the_teacher(capsys):
+    from keras_kd.pipeline import report
+
+    rows = [{"model": "teacher", "accuracy": 0.858, "params": 1048582},
+            {"model": "scratch student", "accuracy": 0.833, "params": 65542},
+            {"model": "distilled student", "accuracy": 0.8355, "params": 65542}]
+    report.print_summary(rows, [], "out", "runs", 1.0, notes=["Scratch student: trained on the labels."])
+    printed = capsys.readouterr().out
+    # (0.8355 - 0.833) * 100 = +0.25 -> "+0.3"; 0.8355 / 0.858 = 97.38 %; 1048582 / 65542 = 16.0
+    assert ("Distilled student: +0.3 pt over the scratch student, 97.4 % of the teacher's accuracy with 16.0x fewer "
+            "parameters.") in printed
+    assert "* Scratch student: trained on the labels." in printed

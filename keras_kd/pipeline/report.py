@@ -179,6 +179,12 @@ def print_summary(rows, export_rows, out_dir, runs_dir, elapsed, notes=()):
     printable = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
     print()
     print(metrics.comparison_table(printable, columns=TABLE_COLUMNS, fmt="text"))
+    by_name = {row["model"]: row for row in printable}
+    teacher, scratch, distilled = (by_name.get(k) for k in ("teacher", "scratch student", "distilled student"))
+    if teacher and scratch and distilled and teacher.get("accuracy") and teacher.get("params"):
+        print(f"\nDistilled student: {100 * (distilled['accuracy'] - scratch['accuracy']):+.1f} pt over the scratch "
+              f"student, {100 * distilled['accuracy'] / teacher['accuracy']:.1f} % of the teacher's accuracy with "
+              f"{teacher['params'] / distilled['params']:.1f}x fewer parameters.")
     for note in notes:
         print(textwrap.fill(note, width=110, initial_indent="* ", subsequent_indent="  "))
     if export_rows:

@@ -19,6 +19,7 @@ Needs `pip install "keras-kd[tune]"` (KerasTuner).
 """
 
 import dataclasses
+import gc
 import os
 import tempfile
 import time
@@ -118,9 +119,22 @@ def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, lear
     from keras_kd.distiller import Distiller
 
     class DistillationHyperModel(kt.HyperModel):
-        """One Distiller per trial; `fit` times each trial (trials run in order)."""
+        """One Distiller per trial; `fit` times each trial (trials run in order).
+
+        During `search` (`reuse = True`), trials that share a distillation loss share ONE compiled
+        Distiller: its student gets the weights of a freshly built student (`build_student()`),
+        its optimizer the state it had before any step, and `alpha` / the temperature are assigned
+        to its variables, which the traced step reads. So the train and test steps are traced
+        once per loss, not once per trial (tracing is most of a short trial's cost); each trial
+        still starts from a fresh student and a fresh optimizer.
+        """
 
         fit_seconds = []
+        reuse = False
+
+        def __init__(self):
+            super().__init__()
+            self._pool = {}  # loss name -> (distiller, optimizer variables' initial values)
 
         def fit(self, hp, model, *args, **kwargs):
             start = time.perf_counter()
@@ -128,22 +142,51 @@ def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, lear
             self.fit_seconds.append(time.perf_counter() - start)
             return history
 
-        def build(self, hp):
-            temperature = hp.Choice("temperature", list(temperatures))
-            alpha = hp.Choice("alpha", list(alphas))
-            loss_name = hp.Choice("loss", list(losses))
-            distiller = Distiller(
-                student=build_student(), teacher=None, distillation_loss=make_loss(loss_name, temperature), alpha=alpha
-            )
+        def _new_optimizer(self):
             opt = keras.optimizers.get(optimizer) if isinstance(optimizer, str) else optimizer.__class__.from_config(
                 optimizer.get_config()
             )
             if learning_rate is not None:
                 opt.learning_rate = learning_rate
-            distiller.compile(optimizer=opt, metrics=list(metrics), jit_compile=jit_compile)
+            return opt
+
+        def build(self, hp):
+            temperature = hp.Choice("temperature", list(temperatures))
+            alpha = hp.Choice("alpha", list(alphas))
+            loss_name = hp.Choice("loss", list(losses))
+            student = build_student()
+            pooled = self._pool.get(loss_name) if self.reuse else None
+            if pooled is not None and _same_weights(pooled[0].student, student):
+                distiller, initial = pooled
+                distiller.student.set_weights(student.get_weights())  # a fresh initialization
+                for variable, value in zip(distiller.optimizer.variables, initial, strict=True):
+                    variable.assign(value)  # a fresh optimizer: step 0, zero moments
+                distiller.alpha.assign(alpha)
+                if distiller.temperature is not None:
+                    distiller.temperature.assign(temperature)
+                return distiller
+            distiller = Distiller(
+                student=student, teacher=None, distillation_loss=make_loss(loss_name, temperature), alpha=alpha
+            )
+            distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile)
+            if self.reuse and distiller.student.built:
+                distiller.optimizer.build(distiller.trainable_variables)
+                self._pool[loss_name] = (distiller, [v.numpy() for v in distiller.optimizer.variables])
             return distiller
 
+        def clear(self):
+            self.reuse = False
+            self._pool = {}
+
     return DistillationHyperModel()
+
+
+def _same_weights(model, other):
+    """Whether two models hold weights of the same shapes and dtypes, in the same order."""
+    mine, theirs = model.weights, other.weights
+    return len(mine) == len(theirs) and all(
+        tuple(a.shape) == tuple(b.shape) and a.dtype == b.dtype for a, b in zip(mine, theirs, strict=True)
+    )
 
 
 def search(
@@ -220,14 +263,31 @@ def search(
         overwrite=True,
     )
     tuner_class = {"random": kt.RandomSearch, "grid": kt.GridSearch, "bayesian": kt.BayesianOptimization}[tuner]
-    search_tuner = tuner_class(hypermodel, **common)
     hypermodel.fit_seconds = []
     callbacks = []
     if log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
         callbacks.append(keras.callbacks.TensorBoard(log_dir))  # KerasTuner logs one run + hparams per trial
     start = time.perf_counter()
-    search_tuner.search(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    # Trials share compiled Distillers, one per loss (see DistillationHyperModel); the tuner's
+    # first build (which records the search space) is the first pooled Distiller.
+    hypermodel.reuse = True
+    # KerasTuner runs two full garbage collections before every trial (`clear_session()`, `gc.collect()`);
+    # with TensorFlow and Keras loaded each walks millions of objects (about a second per trial).
+    # Freezing what exists now leaves those collections only the objects the search creates.
+    frozen = gc.get_freeze_count() == 0
+    if frozen:
+        gc.collect()
+        gc.freeze()
+    try:
+        search_tuner = tuner_class(hypermodel, **common)
+        search_tuner.search(
+            train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose
+        )
+    finally:
+        hypermodel.clear()  # tuner.get_best_models() later builds fresh Distillers
+        if frozen:
+            gc.unfreeze()
     seconds = time.perf_counter() - start
     order = list(search_tuner.oracle.trials)  # trial ids in the order they ran
     rows = []

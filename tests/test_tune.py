@@ -93,3 +93,53 @@ def test_bad_arguments_fail_before_any_trial():
         tune.search(_student, cached, validation, max_trials=0)
     with pytest.raises(ValueError, match="`tuner` must be one of"):
         tune.search(_student, cached, validation, tuner="hyperband")
+
+
+def _seeded_student():
+    """The same initial weights on every call (seeded initializers)."""
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(6, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed=1)),
+            keras.layers.Dense(3, kernel_initializer=keras.initializers.GlorotUniform(seed=2)),
+        ]
+    )
+
+
+def test_trials_sharing_a_loss_reuse_one_compiled_distiller_with_the_same_results(tmp_path, monkeypatch):
+    """Trials with the same loss share one traced Distiller; the trials' results are those of a
+    search that builds and compiles a fresh Distiller for every trial."""
+    import gc
+
+    from keras_kd import Distiller
+
+    cached, validation = _task()
+    runs = {}
+    for reuse in (True, False):
+        compiled = []
+        compile_ = Distiller.compile
+        monkeypatch.setattr(
+            Distiller, "compile", lambda self, *a, _c=compile_, **k: (compiled.append(self), _c(self, *a, **k))[1]
+        )
+        if not reuse:
+            monkeypatch.setattr(tune, "_same_weights", lambda a, b: False)
+        result = tune.search(
+            _seeded_student, cached, validation, temperatures=(1.0, 4.0), alphas=(0.5, 1.0), losses=("kl",),
+            tuner="grid", max_trials=3, epochs=2, directory=str(tmp_path / f"trials_{reuse}"), jit_compile=False,
+        )
+        monkeypatch.undo()
+        trials = result.tuner.oracle.trials.values()
+        runs[reuse] = {
+            tuple(sorted(t.hyperparameters.values.items())): [
+                [obs.value for obs in t.metrics.get_history(name)] for name in ("val_loss", "distillation_loss")
+            ]
+            for t in trials
+        }
+        assert len(result.rows) == 3
+        # with reuse: one Distiller compiled (and traced) for all trials; else one per trial (+ the tuner's first build)
+        assert len(compiled) == (1 if reuse else 4)
+        assert gc.get_freeze_count() == 0  # the search unfroze the objects it froze
+    assert runs[True].keys() == runs[False].keys()
+    for key, histories in runs[True].items():
+        # a fresh student (weights of a new `build_student()`), a fresh Adam state, this trial's T and alpha
+        np.testing.assert_allclose(histories, runs[False][key], rtol=1e-6, err_msg=str(key))

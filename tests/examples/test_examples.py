@@ -83,7 +83,8 @@ def test_ngram_ids_and_retrieval():
     ids = ml.ngram_ids(["Save", "save ", "保存"], buckets=1024, max_ids=64)
     assert ids.shape == (3, 64)
     np.testing.assert_array_equal(ids[0], ids[1])  # lower-cased, whitespace-normalized
-    assert ids.max() < 1024 and ids[2].min() == 0 and (ids[2] > 0).sum() == 1 + 2 + 3 + 4 + 1
+    # \x02保存\x03: 4 1-grams + 3 2-grams (CJK n-grams stop at 2) + the word
+    assert ids.max() < 1024 and ids[2].min() == 0 and (ids[2] > 0).sum() == 4 + 3 + 1
     x = np.eye(3, dtype="float32")
     assert ml.retrieval(x, x) == 1.0
     assert ml.retrieval(x, x[[1, 0, 2]]) == pytest.approx(1 / 3)
@@ -182,7 +183,7 @@ def _value(metric):
 FLOORS = {
     "fashion_mnist": [("teacher", "accuracy", 0.88), ("student", "accuracy", 0.85)],  # measured 0.903 / >= 0.879
     "zh_sentiment": [("teacher", "accuracy", 0.80), ("student", "accuracy", 0.78)],  # measured 0.844 / >= 0.816
-    "multilingual_embeddings": [("student", "x_to_en_mean", 0.50)],  # measured 0.771 (teacher 0.264)
+    "multilingual_embeddings": [("student", "x_to_en_mean", 0.78)],  # measured 0.861 (teacher 0.263)
     "cross_lingual_sentiment": [("teacher", "en_accuracy", 0.70)],  # measured 0.748
     "en_sentiment_bert": [("teacher", "accuracy", 0.68), ("student", "accuracy", 0.62)],  # measured 0.724 / >= 0.668
 }
@@ -194,7 +195,7 @@ FLOORS = {
     [
         ("fashion_mnist", ["--seeds", "0", "1", "2", "--epochs", "6"]),
         ("zh_sentiment", ["--seeds", "0", "1", "2"]),
-        ("multilingual_embeddings", ["--epochs", "15", "--export"]),
+        ("multilingual_embeddings", ["--epochs", "12", "--export"]),
         ("cross_lingual_sentiment", ["--seeds", "0", "1", "2"]),
         ("en_sentiment_bert", []),
     ],

@@ -1,15 +1,18 @@
 """Cost of a T / alpha / loss search: `keras_kd.tune` on cached teacher outputs vs online KD runs.
 
-Fashion-MNIST (apt-get install dataset-fashion-mnist). Teacher: the CNN of examples/fashion_mnist.py
-(reloaded from .cache/examples when that example has run, else trained here). Student: its 9 k CNN.
-In one process, one after the other:
+Fashion-MNIST (apt-get install dataset-fashion-mnist). Teacher: the CNN teacher of
+examples/fashion_mnist.py (recipe "a", 421,642 params; reloaded from .cache/examples when that example
+has run, else trained here). Student: its 9,098-param CNN (46x smaller). In one process, one after the
+other (wall time and this process's CPU time, each including tracing):
 
 1. cached: the teacher labels the training split ONCE (`cache_teacher_outputs`), then
    `tune.search` runs `--trials` trials (random search over T ∈ {1, 2, 4}, alpha ∈ {0.5, 0.7, 0.9, 1.0},
    loss ∈ {kl, dist, js}), each a fresh student trained `--epochs` epochs on the cached outputs;
 2. online: the SAME hyperparameters, each a fresh student trained `--epochs` epochs with
    `Distiller(student, teacher)` (the teacher runs on every batch);
-3. the library defaults, trained once on the cached outputs, scored like the trials.
+3. step 1 again (same seed, same trials): the cached time is the mean of its two runs, so a machine
+   load that drifts during the run weighs on both variants alike;
+4. the library defaults, trained once on the cached outputs, scored like the trials.
 
 Trials are scored on a held-out validation split (the last 10 % of the training images).
 Writes its section of benchmarks/RESULTS.md.
@@ -35,6 +38,37 @@ import fashion_mnist  # noqa: E402
 import keras_kd  # noqa: E402
 from keras_kd import defaults, tune  # noqa: E402
 from keras_kd.data import cache_teacher_outputs  # noqa: E402
+
+
+def step_costs(teacher, build_student, cached, online, seed, rounds=5, steps=10):
+    """CPU ms per batch: a cached Distiller step, an online Distiller step, the teacher's forward pass."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    models = {}
+    for name, data in (("cached", cached.repeat()), ("online", online)):
+        distiller = keras_kd.Distiller(build_student(), None if name == "cached" else teacher)
+        distiller.compile(optimizer=keras.optimizers.Adam(2e-3), metrics=["accuracy"])
+        distiller.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # traces
+        models[name] = (distiller.train_function, iter(data))
+    forward = tf.function(lambda images: teacher(images, training=False))
+    batches = iter(online)
+    images = [next(batches)[0] for _ in range(steps)]
+    forward(images[0])
+    times = {name: [] for name in ("cached", "online", "teacher")}
+    for _ in range(rounds):
+        for name, (function, iterator) in models.items():
+            start = time.process_time()
+            for _ in range(steps):
+                logs = function(iterator)
+            float(logs["loss"])
+            times[name].append((time.process_time() - start) / steps * 1e3)
+        start = time.process_time()
+        for batch_images in images:
+            out = forward(batch_images)
+        out.numpy()
+        times["teacher"].append((time.process_time() - start) / steps * 1e3)
+    return {name: min(values) for name, values in times.items()}
 
 
 def main():
@@ -63,22 +97,29 @@ def main():
     def source():
         return tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(512)
 
-    # 1. cached: one teacher pass, then the search
-    keras.utils.set_random_seed(args.seed)
-    start = time.perf_counter()
-    cached = cache_teacher_outputs(teacher, source(), batch_size=batch, shuffle=True, seed=args.seed, verbose=0)
-    cache_seconds = time.perf_counter() - start
-    result = tune.search(
-        build_student, cached, (x_val, y_val), max_trials=args.trials, epochs=args.epochs, seed=args.seed,
-        optimizer=keras.optimizers.Adam(2e-3),
-    )
-    cached_seconds = cache_seconds + result.seconds
-    print(result.to_markdown(), flush=True)
+    def cached_search():
+        """One teacher pass over the training images, then the search: (result, wall s, CPU s, cache s)."""
+        keras.utils.set_random_seed(args.seed)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        cached = cache_teacher_outputs(teacher, source(), batch_size=batch, shuffle=True, seed=args.seed, verbose=0)
+        cache_seconds = time.perf_counter() - start
+        result = tune.search(
+            build_student, cached, (x_val, y_val), max_trials=args.trials, epochs=args.epochs, seed=args.seed,
+            optimizer=keras.optimizers.Adam(2e-3),
+        )
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        print(result.to_markdown(), flush=True)
+        print(f"cached: {wall:.1f} s wall, {cpu:.1f} s CPU (cache {cache_seconds:.1f} s)", flush=True)
+        return cached, result, wall, cpu, cache_seconds
+
+    # 1. cached: one teacher pass, then the search (run again after the online runs: the cached time
+    # is the mean of the two, so a load that drifts during the run affects both variants alike)
+    cached, result, wall_a, cpu_a, cache_seconds = cached_search()
 
     # 2. online: the same hyperparameters, the teacher runs on every batch
     online = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(y_train), seed=args.seed).batch(batch)
-    start = time.perf_counter()
-    online_scores = []
+    start, start_cpu = time.perf_counter(), time.process_time()
+    online_scores, online_fit_seconds = [], []
     for row in sorted(result.rows, key=lambda r: r["trial"]):
         keras.utils.set_random_seed(args.seed)
         distiller = keras_kd.Distiller(
@@ -86,10 +127,20 @@ def main():
             alpha=row["alpha"],
         )
         distiller.compile(optimizer=keras.optimizers.Adam(2e-3), metrics=["accuracy"])
+        fit_start = time.perf_counter()
         history = distiller.fit(online, validation_data=(x_val, y_val), epochs=args.epochs, verbose=0)
+        online_fit_seconds.append(time.perf_counter() - fit_start)
         online_scores.append(history.history["val_accuracy"][-1])
-        print(f"online trial {row['trial']}: {online_scores[-1]:.4f}", flush=True)
-    online_seconds = time.perf_counter() - start
+        print(f"online trial {row['trial']}: {online_scores[-1]:.4f} ({online_fit_seconds[-1]:.1f} s)", flush=True)
+    online_seconds, online_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+
+    # 1b. the cached search again (same seed: the same trials)
+    _, _, wall_b, cpu_b, _ = cached_search()
+    cached_seconds, cached_cpu = (wall_a + wall_b) / 2, (cpu_a + cpu_b) / 2
+
+    # per-batch CPU cost of one training step in each variant (what a run cannot go below)
+    steps = step_costs(teacher, build_student, cached, online.repeat(), args.seed)
+    print(f"per-batch CPU ms: {steps}", flush=True)
 
     # 3. the defaults, on the cached outputs, scored like a trial
     default = tune.default_row(result.rows)
@@ -102,19 +153,29 @@ def main():
     else:
         default_score = default["val_accuracy"]
     best = result.best
-    ratio = cached_seconds / online_seconds
+    ratio, cpu_ratio = cached_seconds / online_seconds, cached_cpu / online_cpu
+    cached_fits = [row["seconds"] for row in result.rows]
     markdown = f"""## Tuning on cached teacher outputs (`benchmarks/tune_speed.py`)
 
-Fashion-MNIST, teacher = the CNN of `examples/fashion_mnist.py` (421,642 params), student = its
-9,098-param CNN; {len(y_train):,} training images, {len(y_val):,} validation images (scoring),
-{args.epochs} epoch(s) per trial, batch {batch}, Adam 2e-3; random search, {len(result.rows)} trials over
-T ∈ {{1, 2, 4}}, alpha ∈ {{0.5, 0.7, 0.9, 1.0}}, loss ∈ {{kl, dist, js}}. Both variants ran in this one
-process, one after the other (wall time, tracing included).
+Fashion-MNIST, teacher = the CNN teacher of `examples/fashion_mnist.py` ({teacher.count_params():,} params),
+student = its {build_student().count_params():,}-param CNN; {len(y_train):,} training images, {len(y_val):,}
+validation images (scoring), {args.epochs} epoch(s) per trial, batch {batch}, Adam 2e-3; random search,
+{len(result.rows)} trials over T ∈ {{1, 2, 4}}, alpha ∈ {{0.5, 0.7, 0.9, 1.0}}, loss ∈ {{kl, dist, js}}. Both
+variants ran in this one process, tracing included, in the order cached search, online runs, cached search
+again; the cached time is the mean of its two runs ({wall_a:.1f} s and {wall_b:.1f} s wall, {cpu_a:.1f} s and
+{cpu_b:.1f} s CPU), so load that drifts during the run weighs on both variants alike. CPU time is this
+process's (all its threads), less sensitive than wall time to other processes on the machine.
 
-| variant | wall time (s) | vs online |
-|---|---:|---:|
-| `keras_kd.tune.search` on cached outputs (one teacher pass {cache_seconds:.1f} s + search) | {cached_seconds:.1f} | **{ratio:.2f}×** |
-| {len(online_scores)} online KD runs (`Distiller(student, teacher)`, same hyperparameters) | {online_seconds:.1f} | 1.00× |
+| variant | wall time (s) | vs online | CPU time (s) | vs online | mean fit per trial (s) |
+|---|---:|---:|---:|---:|---:|
+| `keras_kd.tune.search` on cached outputs (one teacher pass {cache_seconds:.1f} s + search) | {cached_seconds:.1f} | **{ratio:.2f}×** | {cached_cpu:.1f} | **{cpu_ratio:.2f}×** | {sum(cached_fits) / len(cached_fits):.1f} |
+| {len(online_scores)} online KD runs (`Distiller(student, teacher)`, same hyperparameters) | {online_seconds:.1f} | 1.00× | {online_cpu:.1f} | 1.00× | {sum(online_fit_seconds) / len(online_fit_seconds):.1f} |
+
+Per batch of {batch} (this process's CPU time, fastest of 5 × 10 steps, after tracing): a training step
+on cached outputs {steps['cached']:.1f} ms, an online KD step {steps['online']:.1f} ms, the teacher's
+forward pass alone {steps['teacher']:.1f} ms. So for this pair of models a cached run costs at least
+{steps['cached'] / steps['online']:.2f}× an online one in its training steps (validation: the student
+alone vs student and teacher), whatever the per-trial overhead.
 
 Target: ≤ 0.25×. Best trial: `{best['loss']}`, T={best['temperature']:g}, alpha={best['alpha']:g} →
 validation accuracy {100 * best['val_accuracy']:.2f} %; the library defaults (`{defaults.DEFAULT_LOSS}`,

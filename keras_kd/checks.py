@@ -397,9 +397,9 @@ def _flags(found):
 def _any_failed(found):
     """One scalar boolean: True iff at least one check of `found` fails (the fast path).
 
-    Exact, not a heuristic: every finiteness check contributes `sum(values * 0)`, which is 0 when
-    all values are finite and NaN otherwise (no overflow: the products are zeros), and all of them
-    are added into ONE scalar tested once; integer range checks are one `max` over the ids cast to
+    Exact, not a heuristic: every finiteness check contributes `sum(values * 0)` (`_zero_sum`), which
+    is 0 when all values are finite and NaN otherwise (no overflow: the products are zeros), and all
+    of them are added into ONE scalar tested once; integer range checks are one `max` over the ids cast to
     unsigned (negative ids wrap to huge values). So a step runs about two cheap ops per checked
     tensor and one test, instead of a reduction and a flag per check; which check failed (and its
     count and value) is only worked out in the failure branch (`_record`).
@@ -407,9 +407,7 @@ def _any_failed(found):
     zeros, flags = [], []
     for _, values, bad, kind in found:
         if kind == FINITE:
-            zero = values * tf.zeros([], values.dtype) if values.shape.rank == 0 else None
-            if zero is None:
-                zero = tf.reduce_sum(values * tf.zeros([], values.dtype))
+            zero = _zero_sum(values)
             zeros.append(zero if zero.dtype == tf.float32 else tf.cast(zero, tf.float32))
         elif isinstance(kind, tuple) and kind[0] == IDS and values.dtype in _UNSIGNED:
             unsigned = tf.cast(values, _UNSIGNED[values.dtype])
@@ -427,6 +425,26 @@ def _any_failed(found):
 
 
 _UNSIGNED = {tf.int32: tf.uint32, tf.int64: tf.uint64, tf.int16: tf.uint16, tf.int8: tf.uint8}
+
+
+def _zero_sum(values):
+    """A scalar: 0 when every value of the float tensor `values` is finite, NaN otherwise.
+
+    `x * 0` is 0 for a finite `x` and NaN for NaN/Inf, so this is `sum(values * 0)`, computed as a
+    product with a column of zeros `[rows, width] @ [width, 1]` when `values` has a known row width:
+    one read of the tensor (a matrix-vector product), no temporary of its size.
+    """
+    zero = tf.zeros([], values.dtype)
+    rank = values.shape.rank
+    if rank == 0:
+        return values * zero
+    if rank is not None and rank >= 2:
+        inner = values.shape[1:]
+        width = int(np.prod(inner)) if inner.is_fully_defined() else values.shape[-1]
+        if width:
+            rows = tf.reshape(values, [-1, width])
+            return tf.reduce_sum(tf.matmul(rows, tf.zeros([width, 1], values.dtype)))
+    return tf.reduce_sum(values * zero)
 
 
 def _details(found):

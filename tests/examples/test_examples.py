@@ -185,7 +185,7 @@ FLOORS = {
     "zh_sentiment": [("teacher", "accuracy", 0.80), ("student", "accuracy", 0.78)],  # measured 0.844 / >= 0.816
     "multilingual_embeddings": [("student", "x_to_en_mean", 0.78)],  # measured 0.861 (teacher 0.263)
     "cross_lingual_sentiment": [("teacher", "en_accuracy", 0.70)],  # measured 0.748
-    "en_sentiment_bert": [("teacher", "accuracy", 0.68), ("student", "accuracy", 0.62)],  # measured 0.724 / >= 0.668
+    "en_sentiment_bert": [("teacher", "accuracy", 0.79), ("student", "accuracy", 0.71)],  # measured 0.815 / >= 0.737
 }
 
 

@@ -20,5 +20,6 @@ def test_en_bert_student_beats_scratch(tmp_path):
     document = en_sentiment_bert.main(["--output", str(tmp_path / "en.json")])
     summary = document["summary"]
     assert summary["param_ratio"] <= 1 / 20
-    assert summary["gain_over_scratch"] > 0.0
+    assert summary["gain_over_scratch"] > 0.0  # measured +2.4 points (3 seeds)
+    assert summary["fraction_of_teacher"] >= 0.92  # measured 0.950
     assert summary["tflite_speedup"] >= 10

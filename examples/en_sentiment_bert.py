@@ -10,7 +10,7 @@
    with its test accuracy and recipe are cached under `.cache/examples/en_sentiment_bert/`.
 2. Transfer set (Tang et al. 2019): the student-training reviews, `--augment-copies` augmented
    copies of each (`augment_text`: word masking, word deletion, n-gram sampling) and the corpus's
-   1,097 unlabelled `plot` summaries (+ their augmented copies), all labelled ONCE by the teacher
+   1,084 unique unlabelled `plot` summaries (+ their augmented copies), all labelled ONCE by the teacher
    (logits + sentence embedding, cached).
 3. Student (<= 1/20 of the teacher): WordPiece ids (the teacher's tokenizer) -> 32-d embedding
    initialised with `keras_kd.students.embedding_from_teacher(table, 32, method="pca")` (the

@@ -11,7 +11,7 @@ wheels, readable offline (the first four with the standard library):
 | `sphinx`     | `pip install --no-deps sphinx`                               | ~70 languages, doc-tool messages (BSD-2)|
 | `pycountry`  | `pip install pycountry`                                      | ISO country/language/currency/script names, ~160 locales (LGPL-2.1) |
 | `babel`      | `pip install babel`                                          | CLDR display names of territories, languages, currencies, scripts (Unicode license) |
-| `apps`       | `pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk django-allauth django-two-factor-auth djangorestframework apache-superset` | UI strings and help sentences of web apps, whichever are installed (Weblate GPL-3.0; pretix, Superset Apache-2.0; Wagtail, Oscar, django CMS, DRF BSD-3; helpdesk, two-factor BSD/MIT; allauth MIT) |
+| `apps`       | `pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk django-allauth django-two-factor-auth djangorestframework apache-superset` | UI strings and help sentences of web apps, whichever are installed (Weblate GPL-3.0+; pretix AGPL-3.0; Superset Apache-2.0; Wagtail, Oscar, django CMS, helpdesk, DRF BSD-3; allauth, two-factor MIT) |
 
 `load_parallel` reads the installed catalogs; `read_parallel_file` reads your own `.tsv` / `.csv` /
 `.jsonl` pairs; `split_held_out` holds out English strings that no training pair touches.

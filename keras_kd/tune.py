@@ -3,7 +3,9 @@
 Every trial trains a fresh student with `Distiller(student, teacher=None)` on a dataset that
 already carries the teacher's outputs (`keras_kd.data.cache_teacher_outputs`, possibly with K
 augmented views): a 16-trial search costs about 16 student trainings and **zero** extra teacher
-passes. The search space is `temperatures × alphas × losses` (losses without a temperature, e.g.
+passes. Trials that share a loss share one compiled `Distiller` (fresh student weights and optimizer
+state per trial, T and alpha assigned to its variables), so the train step is traced once per loss,
+not once per trial. The search space is `temperatures × alphas × losses` (losses without a temperature, e.g.
 `"mse_logits"`, ignore it); the objective is the student's validation metric.
 
 ```python

@@ -1,16 +1,30 @@
-"""Fashion-MNIST: KD from a CNN teacher into a >= 10x smaller CNN student, at the library defaults.
+"""Fashion-MNIST: KD from a CNN teacher ensemble into a >= 10x smaller CNN student, with a fair scratch baseline.
 
-    python examples/fashion_mnist.py --seeds 0 1 2 --epochs 6
+    python examples/fashion_mnist.py --seeds 0 1 2 --epochs 30
 
 Data: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; `make data-apt`), the full
-60,000 / 10,000 split. The teacher is trained once (random shifts and flips, `keras_kd.data.augment`,
-so it does not memorize the training images and its outputs on them carry more than the labels),
-its train-set logits are computed once and the students train on those cached outputs
-(`Distiller(student, teacher=None)`: the same loss as an online teacher, which is deterministic at
-inference). A fair baseline: the scratch student is the same `Distiller` with `alpha=0` on the SAME
-batches (same views, epochs, optimizer, seed and initial weights); only the loss differs. KD uses
-the library defaults (`keras_kd.defaults`: loss, temperature, alpha) unless `--temperature` /
-`--alpha` are given; DKD and DIST use their papers' settings.
+60,000 / 10,000 split.
+
+- **Teacher**: an ensemble of two CNNs (`--teachers a b`), each trained once with random shifts and
+  flips and cached in `.cache/examples/` under a name that encodes its recipe; the ensemble
+  averages their logits. `a` is a 12-epoch CNN (Adam 1e-3), `b` a batch-norm CNN trained 24 epochs
+  with a cosine learning rate.
+- **Teacher outputs computed once**: the teacher labels every training view once (logits cached
+  on disk too); the students train on those cached outputs (`Distiller(student, teacher=None)`)
+  and never call the teacher.
+- **Views** (`--student-augment`, `--views K`): `none` (default) = the clean images; `shift+flip`
+  = K augmented copies of the training set (`keras_kd.data.augment`, view `v` of batch `b` seeded
+  `[v, b]`), the teacher's outputs computed for exactly those inputs (function matching, Beyer et
+  al. 2022). Both arms always train on the same views.
+- **A fair baseline**: the scratch student is the same `Distiller` with `alpha=0` on the SAME
+  views and batches (shuffling seed), initial weights, epochs, optimizer and cosine learning-rate
+  schedule; only the loss differs. `--clean-scratch` adds a scratch run on the clean images when
+  the views are augmented (a reference: the best scratch policy here).
+- **Patient**: a long student schedule (`--epochs`, cosine decay to 0), equal for every arm.
+
+Defaults (student `cnn4`, clean views, KL at T=1 with alpha=0.9, 30 epochs) are the best of the
+single-seed trials listed in docs/guides/augmentation-and-tuning.md; the 3-seed numbers of the
+default command are in examples/results/fashion_mnist.json.
 """
 
 import _common  # noqa: F401  (sets up sys.path / TF logging)
@@ -33,13 +47,21 @@ def load_data(smoke=False):
     return (x_train, y_train), (x_test, y_test)
 
 
-def build_cnn(filters, hidden, dropout, name):
-    """Two conv + max-pool blocks, then (dropout, dense `hidden`, dropout) when `hidden`, then 10 logits."""
+def build_cnn(filters, hidden, dropout, name, batch_norm=False):
+    """Conv (+ batch norm) + ReLU + max-pool blocks, then (dropout, dense `hidden`, dropout) when `hidden`, then 10 logits."""
     import keras
 
     layers = [keras.Input((28, 28, 1))]
     for width in filters:
-        layers += [keras.layers.Conv2D(width, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D()]
+        if batch_norm:
+            layers += [
+                keras.layers.Conv2D(width, 3, padding="same", use_bias=False),
+                keras.layers.BatchNormalization(),
+                keras.layers.ReLU(),
+            ]
+        else:
+            layers.append(keras.layers.Conv2D(width, 3, padding="same", activation="relu"))
+        layers.append(keras.layers.MaxPooling2D())
     layers.append(keras.layers.Flatten())
     if hidden:
         layers += [keras.layers.Dropout(dropout), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dropout(dropout)]
@@ -47,18 +69,59 @@ def build_cnn(filters, hidden, dropout, name):
     return keras.Sequential(layers, name=name)
 
 
-def build_teacher():
-    return build_cnn((32, 64), hidden=128, dropout=0.3, name="cnn_teacher")  # 421,642 params
+# Teacher recipes: architecture + training. Each is trained once and cached under a name built from it.
+TEACHERS = {
+    "a": {  # 421,642 params
+        "model": {"filters": (32, 64), "hidden": 128, "dropout": 0.3, "batch_norm": False},
+        "epochs": 12, "learning_rate": 1e-3, "schedule": "constant", "augment": "shift+flip", "seed": 0,
+        "description": "CNN 32-64 + dense 128",
+    },
+    "b": {  # 824,746 params
+        "model": {"filters": (32, 64), "hidden": 256, "dropout": 0.4, "batch_norm": True},
+        "epochs": 24, "learning_rate": 2e-3, "schedule": "cosine", "augment": "shift+flip", "seed": 1,
+        "description": "CNN 32-64 with batch norm + dense 256",
+    },
+}
+
+STUDENTS = {
+    "cnn4": {"filters": (4, 8), "hidden": 0, "dropout": 0.0},  # 4,266 params
+    "cnn8": {"filters": (8, 16), "hidden": 0, "dropout": 0.0},  # 9,098 params
+    "cnn16": {"filters": (16, 32), "hidden": 0, "dropout": 0.0},  # 20,490 params
+}
 
 
-def build_student():
-    return build_cnn((8, 16), hidden=0, dropout=0.0, name="cnn_student")  # 9,098 params: 46x smaller
+def build_teacher(recipe="a"):
+    return build_cnn(name=f"cnn_teacher_{recipe}", **TEACHERS[recipe]["model"])
 
 
-def train_teacher(x, y, epochs, seed, augment="shift+flip", batch_size=128, cache=True):
-    """Train (or reload from `.cache/examples/`) the teacher; returns it and its training seconds.
+def build_student(kind="cnn8"):
+    return build_cnn(name=f"cnn_student_{kind}", **STUDENTS[kind])
 
-    Each batch gets a fresh `augment` view (`keras_kd.data.augment.image_augmentation`, seeded).
+
+def _optimizer(learning_rate, schedule, steps):
+    import keras
+
+    if schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    elif schedule != "constant":
+        raise ValueError(f"Unknown schedule {schedule!r}. Expected 'constant' or 'cosine'.")
+    return keras.optimizers.Adam(learning_rate)
+
+
+def _teacher_path(recipe, epochs, augment, seed, n):
+    if recipe == "a":  # the name the original teacher was cached under
+        return _common.CACHE / f"fashion_mnist_teacher_e{epochs}_{augment}_s{seed}_n{n}.weights.h5"
+    r = TEACHERS[recipe]
+    return _common.CACHE / (
+        f"fashion_mnist_teacher_{recipe}_e{epochs}_{augment}_{r['schedule']}{r['learning_rate']:g}_s{seed}_n{n}.weights.h5"
+    )
+
+
+def train_teacher(x, y, epochs=None, seed=None, augment=None, batch_size=128, cache=True, recipe="a"):
+    """Train (or reload from `.cache/examples/`) teacher `recipe`; returns it and its training seconds.
+
+    `epochs`, `seed` and `augment` default to the recipe's. Each batch gets a fresh `augment` view
+    (`keras_kd.data.augment.image_augmentation`, seeded).
     """
     import json
 
@@ -67,16 +130,21 @@ def train_teacher(x, y, epochs, seed, augment="shift+flip", batch_size=128, cach
 
     from keras_kd.data import augment as kd_augment
 
-    path = _common.CACHE / f"fashion_mnist_teacher_e{epochs}_{augment}_s{seed}_n{len(y)}.weights.h5"
+    r = TEACHERS[recipe]
+    epochs = r["epochs"] if epochs is None else epochs
+    seed = r["seed"] if seed is None else seed
+    augment = r["augment"] if augment is None else augment
+    path = _teacher_path(recipe, epochs, augment, seed, len(y))
     timing = path.with_suffix(".json")
     _common.set_seed(seed)
-    teacher = build_teacher()
+    teacher = build_teacher(recipe)
     if cache and path.exists() and timing.exists():
         teacher.load_weights(path)
         return teacher, json.loads(timing.read_text())["train_seconds"]
     start = _common.time.perf_counter()
+    steps = epochs * int(np.ceil(len(y) / batch_size))
     teacher.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
+        optimizer=_optimizer(r["learning_rate"], r["schedule"], steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -84,13 +152,50 @@ def train_teacher(x, y, epochs, seed, augment="shift+flip", batch_size=128, cach
     data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=seed).batch(batch_size)
     if augmentation is not None:
         data = data.map(lambda images, labels: (augmentation(images), labels))
-    teacher.fit(data, epochs=epochs, verbose=2)
+    teacher.fit(data.prefetch(2), epochs=epochs, verbose=2)
     seconds = _common.time.perf_counter() - start
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         teacher.save_weights(path)
         timing.write_text(json.dumps({"train_seconds": seconds}))
     return teacher, seconds
+
+
+def augmented_views(x, views, augment, seed, batch_size=1024):
+    """`views` augmented copies of `x` (float16, view-major): view `v` of batch `b` uses the stateless seed `[seed * 1000 + v, b]`."""
+    import tensorflow as tf
+
+    from keras_kd.data import augment as kd_augment
+
+    augmentation = kd_augment.image_augmentation(augment)
+    out = np.empty((views, *x.shape), "float16")
+    for v in range(views):
+        for b, start in enumerate(range(0, len(x), batch_size)):
+            batch = tf.constant(x[start : start + batch_size])
+            out[v, start : start + batch_size] = augmentation(batch, seed=[seed * 1000 + v, b]).numpy()
+    return out
+
+
+def ensemble_logits(teachers, x, batch_size=1024):
+    """The teachers' mean logits on `x`."""
+    return np.mean([t.predict(x, batch_size=batch_size, verbose=0) for t in teachers], axis=0)
+
+
+def view_logits(teachers, names, views_x, augment, seed, cache=True):
+    """Mean teacher logits for every view; each teacher's are cached on disk (by teacher, augmentation, views, seed)."""
+    k, n = views_x.shape[:2]
+    per_teacher = []
+    for teacher, name in zip(teachers, names, strict=True):
+        path = _common.CACHE / f"fashion_mnist_views_{name}_{augment}_k{k}_s{seed}_n{n}.npy"
+        if cache and path.exists():
+            per_teacher.append(np.load(path))
+            continue
+        logits = np.stack([teacher.predict(views_x[v].astype("float32"), batch_size=1024, verbose=0) for v in range(k)])
+        if cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, logits)
+        per_teacher.append(logits)
+    return np.mean(per_teacher, axis=0)
 
 
 # Per-loss settings from the papers: DKD (Zhao et al. 2022) T=4, beta=8; DIST (Huang et al. 2022) T=1.
@@ -109,143 +214,179 @@ def describe(name, temperature, alpha):
     return f"KD: {name} ({', '.join(f'{k}={v:g}' for k, v in kwargs.items())}), alpha={alpha:g}"
 
 
-def train_student(x, y, teacher_logits, loss_name, seed, epochs, alpha, temperature, batch_size=128, lr=2e-3):
+def train_student(
+    x, y, teacher_logits, loss_name, seed, epochs, alpha, temperature, batch_size=128, lr=2e-3,
+    student="cnn8", schedule="cosine", epoch_size=None,
+):
     """Train one student from scratch (`loss_name=None`: alpha=0, labels only) or by KD, on the same batches.
 
-    Both go through one `Distiller` on one cached dataset (same shuffling seed, same initial weights,
-    same optimizer), so the scratch baseline differs from KD by the loss only.
+    `x` (`(n, 28, 28, 1)`) holds every view, `teacher_logits` their teacher outputs. Both arms go
+    through one `Distiller` on one cached dataset (same shuffling seed, same initial weights, same
+    optimizer and schedule); an epoch is `epoch_size` examples (default: all of `x`) drawn from
+    the shuffled views.
     """
-    import keras
+    import tensorflow as tf
 
     import keras_kd
 
     _common.set_seed(seed)
-    student = build_student()
+    model = build_student(student)
     dataset = keras_kd.data.with_teacher_outputs(x, teacher_logits, y, batch_size=batch_size, shuffle=True, seed=seed)
+    dataset = dataset.map(
+        lambda inputs, labels: ({**inputs, "student_inputs": tf.cast(inputs["student_inputs"], "float32")}, labels)
+    ).repeat()
     if loss_name is None:
-        distiller = keras_kd.Distiller(student=student, teacher=None, alpha=0.0)
+        distiller = keras_kd.Distiller(student=model, teacher=None, alpha=0.0)
     else:
         distiller = keras_kd.Distiller(
-            student=student, teacher=None, distillation_loss=distillation_loss(loss_name, temperature), alpha=alpha
+            student=model, teacher=None, distillation_loss=distillation_loss(loss_name, temperature), alpha=alpha
         )
-    distiller.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"])
-    distiller.fit(dataset, epochs=epochs, shuffle=False, verbose=0)
+    steps = (epoch_size or len(y)) // batch_size
+    distiller.compile(optimizer=_optimizer(lr, schedule, steps * epochs), metrics=["accuracy"])
+    distiller.fit(dataset.prefetch(2), epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
     return distiller.student
 
 
 def main(argv=None):
-    from keras_kd import defaults
-
-    p = _common.parser(NAME, __doc__, epochs=6)
-    p.add_argument("--teacher-epochs", type=int, default=12)
-    p.add_argument("--teacher-augment", default="shift+flip", help="teacher training augmentation ('none' for none)")
-    p.add_argument("--losses", nargs="+", default=["kl", "dkd", "dist"])
-    p.add_argument("--alpha", type=float, default=defaults.DEFAULT_ALPHA)
-    p.add_argument("--temperature", type=float, default=defaults.DEFAULT_TEMPERATURE)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--learning-rate", type=float, default=2e-3)
+    p = _common.parser(NAME, __doc__, epochs=30)
+    p.add_argument("--teachers", nargs="+", default=["a", "b"], choices=sorted(TEACHERS), help="ensemble members")
+    p.add_argument("--student", default="cnn4", choices=sorted(STUDENTS))
+    p.add_argument("--views", type=int, default=10, help="augmented views of the training set labelled by the teacher")
+    p.add_argument("--student-augment", default="none", help="augmentation of the views, e.g. shift+flip ('none': one clean view)")
+    p.add_argument("--losses", nargs="+", default=["kl"])
+    p.add_argument("--alpha", type=float, default=0.9)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--learning-rate", type=float, default=4e-3)
+    p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
+    p.add_argument("--clean-scratch", action="store_true", help="also train scratch on the clean images (no augmentation)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.seeds, args.epochs, args.teacher_epochs = args.seeds[:1], 1, 1
+        args.seeds, args.epochs, args.views = args.seeds[:1], 1, min(args.views, 2)
 
     import keras_kd
 
     (x_train, y_train), (x_test, y_test) = load_data(args.smoke)
+    n = len(y_train)
     losses = [name for name in args.losses if name in keras_kd.losses.registered_names()]
     missing = sorted(set(args.losses) - set(losses))
     if missing:
         print(f"[{NAME}] skipping losses not available in this keras_kd: {missing}")
 
-    teacher, teacher_seconds = train_teacher(
-        x_train, y_train, args.teacher_epochs, seed=args.seeds[0], augment=args.teacher_augment, cache=not args.smoke
-    )
-    teacher_train_logits = teacher.predict(x_train, batch_size=512, verbose=0)
-    teacher_acc = _common.accuracy(teacher.predict(x_test, batch_size=512, verbose=0), y_test)
-    teacher_params = teacher.count_params()
-    print(f"[{NAME}] teacher: {teacher_params} params, test accuracy {teacher_acc:.4f}, trained in {teacher_seconds:.0f}s")
+    rows, teachers = [], []
+    for name in args.teachers:
+        recipe = TEACHERS[name]
+        teacher, seconds = train_teacher(
+            x_train, y_train, epochs=1 if args.smoke else None, recipe=name, cache=not args.smoke
+        )
+        teachers.append(teacher)
+        acc = _common.accuracy(teacher.predict(x_test, batch_size=1024, verbose=0), y_test)
+        print(f"[{NAME}] teacher {name}: {teacher.count_params()} params, test accuracy {acc:.4f}, trained in {seconds:.0f}s")
+        rows.append({
+            "model": f"teacher {name}: {recipe['description']}",
+            "role": "teacher",
+            "params": teacher.count_params(),
+            "metrics": {"accuracy": acc},
+            "time_s": seconds,
+            "note": f"{1 if args.smoke else recipe['epochs']} epochs, Adam {recipe['learning_rate']:g} {recipe['schedule']}, "
+            f"batch 128, augmentation {recipe['augment']}, seed {recipe['seed']} (weights cached in .cache/examples)",
+        })
+    teacher_acc = _common.accuracy(ensemble_logits(teachers, x_test), y_test)
+    largest = max(t.count_params() for t in teachers)
+    if len(teachers) > 1:
+        rows.append({
+            "model": f"teacher ensemble ({' + '.join(args.teachers)}, mean logits)",
+            "role": "teacher",
+            "params": sum(t.count_params() for t in teachers),
+            "metrics": {"accuracy": teacher_acc},
+            "time_s": sum(r["time_s"] for r in rows),
+            "note": "the teacher the students distill from",
+        })
+    print(f"[{NAME}] teacher ({'+'.join(args.teachers)}): test accuracy {teacher_acc:.4f}")
 
-    variants = [None, *losses]
-    accs = {v or "scratch": [] for v in variants}
-    times = {v or "scratch": [] for v in variants}
-    student_params = None
-    failed = {}
+    if args.student_augment.strip().lower() == "none":
+        views_x, views = x_train[None].astype("float16"), 1
+    else:
+        views_x, views = augmented_views(x_train, args.views, args.student_augment, seed=0), args.views
+    with _common.Timer() as t:
+        logits = view_logits(teachers, args.teachers, views_x, args.student_augment, seed=0, cache=not args.smoke)
+    print(f"[{NAME}] teacher outputs for {views} views x {n} images ({t.seconds:.0f}s, cached)")
+    flat_x, flat_logits = views_x.reshape(-1, 28, 28, 1), logits.reshape(-1, logits.shape[-1])
+    flat_y = np.tile(y_train, views)
+
+    variants = [None, *losses] + (["clean"] if args.clean_scratch else [])
+    key = lambda v: v or "scratch"  # noqa: E731
+    accs, times = {key(v): [] for v in variants}, {key(v): [] for v in variants}
+    student_params, failed = None, {}
     for seed in args.seeds:
         for variant in list(variants):
+            clean = variant == "clean"
             try:
                 with _common.Timer() as t:
                     student = train_student(
-                        x_train, y_train, teacher_train_logits, variant, seed, args.epochs, args.alpha,
-                        args.temperature, args.batch_size, args.learning_rate,
+                        x_train if clean else flat_x, y_train if clean else flat_y,
+                        np.zeros((n, 10), "float32") if clean else flat_logits,
+                        None if clean else variant, seed, args.epochs, args.alpha, args.temperature,
+                        args.batch_size, args.learning_rate, args.student, args.schedule, epoch_size=n,
                     )
             except Exception as error:  # a loss this Distiller cannot run yet: report it, keep the others
                 failed[variant] = f"{type(error).__name__}: {error}"[:300]
                 variants.remove(variant)
                 print(f"[{NAME}] {variant} failed: {failed[variant]}")
                 continue
-            acc = _common.accuracy(student.predict(x_test, batch_size=512, verbose=0), y_test)
+            acc = _common.accuracy(student.predict(x_test, batch_size=1024, verbose=0), y_test)
             student_params = student.count_params()
-            accs[variant or "scratch"].append(acc)
-            times[variant or "scratch"].append(t.seconds)
-            print(f"[{NAME}] seed {seed} {variant or 'scratch'}: {acc:.4f} ({t.seconds:.0f}s)")
+            accs[key(variant)].append(acc)
+            times[key(variant)].append(t.seconds)
+            print(f"[{NAME}] seed {seed} {key(variant)}: {acc:.4f} ({t.seconds:.0f}s)", flush=True)
 
-    rows = [
-        {
-            "model": "CNN teacher (2 conv + dense 128)",
-            "role": "teacher",
-            "params": teacher_params,
-            "metrics": {"accuracy": teacher_acc},
-            "time_s": teacher_seconds,
-            "note": f"{args.teacher_epochs} epochs, Adam 1e-3, batch 128, augmentation {args.teacher_augment}, "
-            f"seed {args.seeds[0]} (weights cached in .cache/examples)",
-        }
-    ]
+    augment = "none" if views == 1 else f"{args.student_augment}, {views} cached views"
+    schedule = f"Adam {args.learning_rate:g} {args.schedule}, batch {args.batch_size}"
     for variant in variants:
-        key = variant or "scratch"
-        label = (
-            "scratch (labels only: alpha=0, same batches)"
-            if variant is None
-            else describe(variant, args.temperature, args.alpha)
-        )
-        rows.append(
-            {
-                "model": f"CNN student, {label}",
-                "role": "student",
-                "loss": key,
-                "params": student_params,
-                "metrics": {"accuracy": _common.mean_std(accs[key])},
-                "time_s": float(np.mean(times[key])),
-                "note": f"{args.epochs} epochs, Adam {args.learning_rate:g}, batch {args.batch_size}, no student "
-                f"augmentation, seeds {args.seeds}, time per seed",
-            }
-        )
+        if variant is None:
+            label = "scratch (labels only: alpha=0, same views and batches)"
+        elif variant == "clean":
+            label = "scratch on clean images (alpha=0, no augmentation; reference)"
+        else:
+            label = describe(variant, args.temperature, args.alpha)
+        rows.append({
+            "model": f"CNN student ({args.student}), {label}",
+            "role": "student",
+            "loss": key(variant),
+            "params": student_params,
+            "metrics": {"accuracy": _common.mean_std(accs[key(variant)])},
+            "time_s": float(np.mean(times[key(variant)])),
+            "note": f"{args.epochs} epochs of {n} images, {schedule}, augmentation "
+            f"{'none' if variant == 'clean' else augment}, seeds {args.seeds}, time per seed",
+        })
     scratch = float(np.mean(accs["scratch"]))
-    losses = [v for v in variants if v is not None]
-    best = max(losses, key=lambda v: np.mean(accs[v])) if losses else None
+    kd = [v for v in variants if v not in (None, "clean")]
+    best = max(kd, key=lambda v: np.mean(accs[v])) if kd else None
     summary = {
         "teacher_accuracy": teacher_acc,
         "scratch_accuracy": scratch,
-        "compression": teacher_params / student_params,
-        "defaults": {
-            "loss": defaults.DEFAULT_LOSS,
-            "temperature": defaults.DEFAULT_TEMPERATURE,
-            "alpha": defaults.DEFAULT_ALPHA,
+        "compression": largest / student_params,
+        "recipe": {
+            "teachers": args.teachers, "student": args.student, "views": views, "augment": args.student_augment,
+            "epochs": args.epochs, "temperature": args.temperature, "alpha": args.alpha,
+            "learning_rate": args.learning_rate, "schedule": args.schedule, "batch_size": args.batch_size,
         },
     }
+    if "clean" in accs and accs["clean"]:
+        summary["clean_scratch_accuracy"] = float(np.mean(accs["clean"]))
     if "kl" in accs and accs["kl"]:
         summary["kl_gain_over_scratch_pt"] = 100 * (float(np.mean(accs["kl"])) - scratch)
     if failed:
         summary["failed"] = failed
     if best:
         best_acc = float(np.mean(accs[best]))
-        summary.update(
-            {
-                "best_kd_loss": best,
-                "best_kd_accuracy": best_acc,
-                "gain_over_scratch_pt": 100 * (best_acc - scratch),
-                "fraction_of_teacher": best_acc / teacher_acc,
-                "target_met": bool(best_acc >= scratch + 0.01 and best_acc >= 0.97 * teacher_acc),
-            }
-        )
+        summary.update({
+            "best_kd_loss": best,
+            "best_kd_accuracy": best_acc,
+            "gain_over_scratch_pt": 100 * (best_acc - scratch),
+            "fraction_of_teacher": best_acc / teacher_acc,
+            "target_met": bool(best_acc >= scratch + 0.01 and best_acc >= 0.97 * teacher_acc),
+        })
     return _common.write_results(args.output, NAME, rows, summary, smoke=args.smoke)
 
 

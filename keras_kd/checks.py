@@ -430,20 +430,13 @@ _UNSIGNED = {tf.int32: tf.uint32, tf.int64: tf.uint64, tf.int16: tf.uint16, tf.i
 def _zero_sum(values):
     """A scalar: 0 when every value of the float tensor `values` is finite, NaN otherwise.
 
-    `x * 0` is 0 for a finite `x` and NaN for NaN/Inf, so this is `sum(values * 0)`, computed as a
-    product with a column of zeros `[rows, width] @ [width, 1]` when `values` has a known row width:
-    one read of the tensor (a matrix-vector product), no temporary of its size.
+    `x * 0` is 0 for a finite `x` and NaN for NaN/Inf, so this is `sum(values * 0)`: one elementwise
+    op and one reduction, which XLA fuses into one pass. (A product with a column of zeros reads the
+    tensor once too, but measured slower in `benchmarks/check_overhead.py`, under XLA especially.)
     """
     zero = tf.zeros([], values.dtype)
-    rank = values.shape.rank
-    if rank == 0:
+    if values.shape.rank == 0:
         return values * zero
-    if rank is not None and rank >= 2:
-        inner = values.shape[1:]
-        width = int(np.prod(inner)) if inner.is_fully_defined() else values.shape[-1]
-        if width:
-            rows = tf.reshape(values, [-1, width])
-            return tf.reduce_sum(tf.matmul(rows, tf.zeros([width, 1], values.dtype)))
     return tf.reduce_sum(values * zero)
 
 

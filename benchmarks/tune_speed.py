@@ -78,12 +78,22 @@ def main():
     parser.add_argument("--train-examples", type=int, default=10000, help="training images used (0 = all 54,000)")
     parser.add_argument("--teacher-epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--teachers", nargs="+", default=["a"], help="teacher recipe(s) of examples/fashion_mnist.py; several: one "
+        "model averaging their logits (the example's ensemble), used by both variants"
+    )
+    parser.add_argument("--student", default="cnn8", help="student of examples/fashion_mnist.py")
     args = parser.parse_args()
 
     import tensorflow as tf
 
     (x_all, y_all), _ = fashion_mnist.load_data()
-    teacher, _ = fashion_mnist.train_teacher(x_all, y_all, args.teacher_epochs, seed=args.seed)
+    if args.teachers == ["a"]:  # the original teacher (cached under its original name)
+        teacher, _ = fashion_mnist.train_teacher(x_all, y_all, args.teacher_epochs, seed=args.seed)
+    else:  # the example's recipes, averaged logits in ONE model (the same teacher for both variants)
+        members = [fashion_mnist.train_teacher(x_all, y_all, recipe=name)[0] for name in args.teachers]
+        inputs = keras.Input(x_all.shape[1:])
+        teacher = keras.Model(inputs, keras.layers.Average()([m(inputs) for m in members]), name="teacher_ensemble")
     n_val = len(y_all) // 10
     x_val, y_val = x_all[-n_val:], y_all[-n_val:]
     x_train, y_train = x_all[:-n_val], y_all[:-n_val]
@@ -92,7 +102,7 @@ def main():
     batch = 128
 
     def build_student():
-        return fashion_mnist.build_student()
+        return fashion_mnist.build_student(args.student)
 
     def source():
         return tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(512)
@@ -157,8 +167,8 @@ def main():
     cached_fits = [row["seconds"] for row in result.rows]
     markdown = f"""## Tuning on cached teacher outputs (`benchmarks/tune_speed.py`)
 
-Fashion-MNIST, teacher = the CNN teacher of `examples/fashion_mnist.py` ({teacher.count_params():,} params),
-student = its {build_student().count_params():,}-param CNN; {len(y_train):,} training images, {len(y_val):,}
+Fashion-MNIST, teacher = {"the CNN teacher" if len(args.teachers) == 1 else "the ensemble (mean logits) of the CNN teachers"} {" + ".join(args.teachers)} of `examples/fashion_mnist.py` ({teacher.count_params():,} params),
+student = its {args.student} CNN ({build_student().count_params():,} params); {len(y_train):,} training images, {len(y_val):,}
 validation images (scoring), {args.epochs} epoch(s) per trial, batch {batch}, Adam 2e-3; random search,
 {len(result.rows)} trials over T ∈ {{1, 2, 4}}, alpha ∈ {{0.5, 0.7, 0.9, 1.0}}, loss ∈ {{kl, dist, js}}. Both
 variants ran in this one process, tracing included, in the order cached search, online runs, cached search
@@ -187,7 +197,7 @@ Trials (cached, best first):
 
 {result.to_markdown()}
 
-`python benchmarks/tune_speed.py --trials {args.trials} --epochs {args.epochs} --train-examples {args.train_examples}`
+`python benchmarks/tune_speed.py --trials {args.trials} --epochs {args.epochs} --train-examples {args.train_examples} --teachers {" ".join(args.teachers)} --student {args.student}`
 """
     print(markdown)
     _results.write_section("tune_speed", markdown)

@@ -15,6 +15,8 @@
 3. Student (<= 1/20 of the teacher): WordPiece ids (the teacher's tokenizer) -> 32-d embedding
    initialised with `keras_kd.students.embedding_from_teacher(table, 32, method="pca")` (the
    teacher's WordPiece table) -> Conv1D (kernels 1-3) -> [max, mean] pool -> `features` -> logits.
+   `--vocab trim --embed-dim 60` keeps only the WordPieces of the transfer set
+   (`keras_kd.students.trim_vocabulary`), a 60-d embedding at the same budget.
    Distilled: KL on the teacher's logits over the transfer set (`Distiller(student, teacher=None)`
    on the cached outputs). Scratch: the SAME student, init, optimizer, LR schedule and epochs,
    trained with cross-entropy on the gold labels of the same reviews and augmented copies (the

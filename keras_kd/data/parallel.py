@@ -419,3 +419,47 @@ def split_held_out(pairs_by_language, n_test, languages=None, seed=0, min_chars=
     }
     train = drop_held_out(pairs_by_language, {**every_translation, **test})
     return train, test
+
+
+# ---------------------------------------------------------------- batching
+def similar_batches(vectors, batch_size, rows=None, bits=7, window=8, rng=None):
+    """Batches of row indices whose rows have similar vectors (hard in-batch negatives).
+
+    For an in-batch contrastive loss (sentence-transformers' MultipleNegativesRankingLoss) random
+    batches hold mostly easy negatives. Here every row gets a SimHash code: the signs of its
+    vector's projections on `bits` random hyperplanes (fresh ones on every call). Rows sorted by
+    code are cut into windows of `window * batch_size` consecutive rows, and each window's rows are
+    dealt at random into `window` batches; the batch order is shuffled. With `window > 1` a batch
+    rarely holds two rows of the same key (e.g. translations of one English string). Rows that do
+    not fill a whole window are left out, as a partial last batch would be.
+
+    Args:
+        vectors: `(n, d)` array: one vector per row, or per key when `rows` is given.
+        batch_size: rows per batch.
+        rows: optional `(m,)` int array: row i uses `vectors[rows[i]]` (e.g. the teacher
+            embedding of row i's English string).
+        bits: number of random hyperplanes (2**bits codes).
+        window: batches dealt from one window of consecutive sorted rows.
+        rng: a `numpy.random.Generator` (default `numpy.random.default_rng(0)`).
+
+    Returns:
+        `(num_batches, batch_size)` int64 array of row indices, each row at most once.
+    """
+    import numpy as np
+
+    vectors = np.asarray(vectors, dtype="float64")
+    if vectors.ndim != 2:
+        raise ValueError(f"`vectors` must be a 2-D array. Received: shape={vectors.shape}")
+    for name, value in (("batch_size", batch_size), ("bits", bits), ("window", window)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    codes = (vectors @ rng.standard_normal((vectors.shape[1], bits)) > 0) @ (1 << np.arange(bits))
+    if rows is not None:
+        codes = codes[np.asarray(rows)]
+    order = np.lexsort((rng.random(len(codes)), codes))
+    windows = len(order) // (window * batch_size)
+    dealt = order[: windows * window * batch_size].reshape(windows, window * batch_size)
+    dealt = np.take_along_axis(dealt, np.argsort(rng.random(dealt.shape), axis=1), axis=1)
+    batches = dealt.reshape(windows * window, batch_size)
+    return batches[rng.permutation(len(batches))].astype("int64")

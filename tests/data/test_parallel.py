@@ -233,3 +233,32 @@ def test_split_held_out_no_leak():
         parallel.split_held_out(pairs, 1, languages=["de", "xx"])
     with pytest.raises(ValueError, match=r"No English string of at least 40 characters"):
         parallel.split_held_out(pairs, 1, languages=["de"], min_chars=40)
+
+
+def test_similar_batches_groups_rows_by_hyperplane_code():
+    import numpy as np
+
+    # Rows 0-3 point one way, rows 4-7 the opposite way: any hyperplane separates them, so with
+    # one bit and window 1 every batch of 4 is exactly one of the two groups.
+    vectors = np.array([[1.0, 0.2]] * 4 + [[-1.0, -0.2]] * 4)
+    for seed in range(5):
+        batches = parallel.similar_batches(vectors, 4, bits=1, window=1, rng=np.random.default_rng(seed))
+        assert batches.shape == (2, 4)
+        assert sorted(map(sorted, batches.tolist())) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    # `rows` indexes per-key vectors: keys 0 and 1 are opposite, rows alternate between them.
+    batches = parallel.similar_batches(vectors[[0, 4]], 2, rows=np.array([0, 1, 0, 1]), bits=1, window=1)
+    assert sorted(map(sorted, batches.tolist())) == [[0, 2], [1, 3]]
+    # window 2: 8 rows dealt into two batches of 4, every row once; 10 rows -> 2 rows left out.
+    batches = parallel.similar_batches(np.ones((10, 3)), 4, bits=2, window=2)
+    assert batches.shape == (2, 4) and len(set(batches.ravel().tolist())) == 8
+
+
+def test_similar_batches_errors():
+    import numpy as np
+
+    with pytest.raises(ValueError, match="must be a 2-D array"):
+        parallel.similar_batches(np.ones(4), 2)
+    with pytest.raises(ValueError, match="`batch_size` must be a positive integer. Received: batch_size=0"):
+        parallel.similar_batches(np.ones((4, 2)), 0)
+    with pytest.raises(ValueError, match="`window` must be a positive integer"):
+        parallel.similar_batches(np.ones((4, 2)), 2, window=0)

@@ -244,19 +244,22 @@ def _nonfinite(values):
     return tf.logical_not(tf.math.is_finite(values))
 
 
-# How a check's fast test is built (the 4th field of a check; None: `reduce_any` of its mask).
-FINITE = "finite"  # floats: NaN/Inf anywhere
+# A check is `(name|problem, values, bad-mask function, kind)`; its kind says how its fast test
+# (`_any_failed`) and its failure details (`_details`) are built (None: `reduce_any` of its mask).
+FINITE = "finite"  # floats of the batch (inputs, labels, outputs, weights, loss terms): NaN/Inf anywhere
+GRADIENT = "gradient"  # a gradient: NaN/Inf anywhere; possibly huge, so its details never copy it
 IDS = "ids"  # (IDS, size): integers outside [0, size)
+_FINITE_KINDS = (FINITE, GRADIENT)
 
 
-def _finite_checks(structure, root):
-    """`(name|problem, bad-mask function)` for every floating tensor of `structure`."""
+def _finite_checks(structure, root, kind=FINITE):
+    """`(name|problem, values, bad-mask function, kind)` for every floating tensor of `structure`."""
     found = []
     for path, tensor in keras.tree.flatten_with_path(structure) if structure is not None else []:
         values = _values(tensor)
         if values is None or not values.dtype.is_floating:
             continue
-        found.append((f"{_path_name(root, path)}|NaN/Inf value(s)", values, _nonfinite, FINITE))
+        found.append((f"{_path_name(root, path)}|NaN/Inf value(s)", values, _nonfinite, kind))
     return found
 
 
@@ -383,17 +386,12 @@ def _all_checks(distiller, optimizer, gradients, variables, batch, teacher_outpu
         for gradient, variable in zip(gradients, variables, strict=True):
             if gradient is not None:
                 found += _finite_checks(
-                    gradient, f"gradient of {getattr(variable, 'path', None) or variable.name}"
+                    gradient, f"gradient of {getattr(variable, 'path', None) or variable.name}", GRADIENT
                 )
     return found
 
 
 # ---------------------------------------------------------------- in the step
-def _flags(found):
-    """One boolean per check: True when the check failed (built in the failure branch only)."""
-    return tf.stack([tf.reduce_any(bad(values)) for _, values, bad, _ in found])
-
-
 def _any_failed(found):
     """One scalar boolean: True iff at least one check of `found` fails (the fast path).
 
@@ -406,7 +404,7 @@ def _any_failed(found):
     """
     zeros, flags = [], []
     for _, values, bad, kind in found:
-        if kind == FINITE:
+        if kind in _FINITE_KINDS:
             zero = _zero_sum(values)
             zeros.append(zero if zero.dtype == tf.float32 else tf.cast(zero, tf.float32))
         elif isinstance(kind, tuple) and kind[0] == IDS and values.dtype in _UNSIGNED:
@@ -446,14 +444,14 @@ def _details(found):
     Built in the failure branch only, and fused so that tracing it stays cheap however many checks
     there are: every check's mask is computed once; the batch-sized tensors (inputs, labels,
     outputs, weights, loss terms) are flattened into one vector whose per-check counts and first
-    bad values come from a few segment ops. Gradients (possibly huge) are never copied: their
-    count is one reduction and their value NaN or Inf.
+    bad values come from a few segment ops. Gradients (kind `GRADIENT`, possibly huge) are never
+    copied: their count is one reduction and their value NaN or Inf.
     """
     counts, values = [None] * len(found), [None] * len(found)
     masks, flat_values, segments, batch_checks = [], [], [], []
-    for i, (name, tensor, bad, _) in enumerate(found):
+    for i, (_, tensor, bad, kind) in enumerate(found):
         mask = bad(tensor)
-        if name.startswith("gradient of"):
+        if kind == GRADIENT:
             counts[i] = tf.reduce_sum(tf.cast(mask, tf.int64))
             values[i] = tf.where(
                 tf.reduce_any(tf.math.is_nan(tensor)),
@@ -483,14 +481,20 @@ def _details(found):
     return tf.stack(counts), tf.stack(values)
 
 
-def _record(check_state, found, flags=None):
+def _passed_details(found):
+    """What `_details(found)` gives when every check passes: zero counts; values 0 (Inf for gradients)."""
+    values = [np.inf if kind == GRADIENT else 0.0 for _, _, _, kind in found]
+    return tf.zeros([len(found)], tf.int64), tf.constant(values, tf.float64)
+
+
+def _record(check_state, found, flags=None, details=None):
     """Write the first failed check into `check_state` (kept if an earlier failure is unread).
 
     Runs in the failure branch only: which check failed, its count and its value cost nothing on a
     step whose checks pass. `flags`: every replica's per-check flags (multi-replica), else the
-    counts computed here decide.
+    counts decide; `details`: this replica's `_details(found)` when already computed.
     """
-    counts, values = _details(found)
+    counts, values = details if details is not None else _details(found)
     if flags is None:
         flags = counts > 0
     index = tf.argmax(tf.cast(flags, tf.int32), output_type=tf.int32)
@@ -540,15 +544,19 @@ def apply_gradients_checked(
     any_failed = _any_failed(found)  # one fused test; which check failed is found only on failure
     context = tf.distribute.get_replica_context()
     replicas = 1 if context is None else context.num_replicas_in_sync
-    flags = None  # per-check flags: built in the failure branch on one replica
+    flags = details = None  # per-check flags and details: built in the failure branch on one replica
     if replicas > 1:
         # Every replica needs every replica's per-check flags (all skip together, and the error
-        # names the check that failed anywhere): exact flags only where the fast test failed.
-        flags = tf.cond(
-            any_failed,
-            lambda: tf.cast(_flags(found), tf.int32),
-            lambda: tf.zeros([len(found)], tf.int32),
-        )
+        # names the check that failed anywhere): exact details (hence flags) only where the fast
+        # test failed, computed once and reused by `_record`.
+        def failed_branch():
+            counts, values = _details(found)
+            return tf.cast(counts > 0, tf.int32), counts, values
+
+        def passed_branch():
+            return (tf.zeros([len(found)], tf.int32), *_passed_details(found))
+
+        flags, *details = tf.cond(any_failed, failed_branch, passed_branch)
     if (
         context is None
         or tf.__internal__.distribute.strategy_supports_no_merge_call()
@@ -562,7 +570,7 @@ def apply_gradients_checked(
         failed = tf.logical_or(any_failed, tf.not_equal(check_state.code, 0))
         tf.cond(
             failed,
-            lambda: _record(check_state, found, flags),
+            lambda: _record(check_state, found, flags, details),
             lambda: _apply(optimizer, gradients, variables),
         )
         if (

@@ -54,7 +54,7 @@ def _fit_refused(distiller, match, *args, **kwargs):
         distiller.fit(*args, epochs=1, verbose=0, shuffle=False, callbacks=[snapshots], **kwargs)
     # StepCheck runs first: the snapshot of the bad batch is never taken.
     assert len(snapshots.weights) == BAD_BATCH
-    assert int(distiller.optimizer.iterations) == BAD_BATCH
+    assert int(distiller.optimizer.iterations.numpy()) == BAD_BATCH
     for before, after in zip(snapshots.weights[-1], distiller.trainable_weights, strict=True):
         np.testing.assert_array_equal(before, after.numpy())  # the bad update was not applied
         assert np.all(np.isfinite(after.numpy()))
@@ -245,6 +245,50 @@ def test_online_mode_skips_both_updates(jit_compile):
     assert int(distiller.optimizer.iterations) == BAD_BATCH
     assert int(distiller.teacher_optimizer.iterations) == BAD_BATCH
     assert all(np.all(np.isfinite(w.numpy())) for w in teacher.weights + distiller.student.weights)
+
+
+# ---------------------------------------------------------------- several replicas
+_MIRRORED = []
+
+
+def _mirrored():
+    """One MirroredStrategy (the 2 logical CPUs of conftest) for the module."""
+    if not _MIRRORED:
+        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    return _MIRRORED[0]
+
+
+# Graph mode only: TF refuses XLA steps whose variables live on another CPU device (MirroredStrategy).
+@pytest.mark.parametrize("row", [BAD_ROW - 3, BAD_ROW + 3], ids=["replica_0", "replica_1"])
+def test_non_finite_input_on_one_of_two_replicas(row):
+    """Every replica skips the update and the error names the tensor and value, whichever replica
+    received the bad row (each computes the failure details at most once)."""
+    x, y = _data()
+    x[row, 2] = np.nan
+    with _mirrored().scope():
+        distiller = _distiller(False)
+    _fit_refused(
+        distiller,
+        rf"^Epoch 0, batch {BAD_BATCH} \(training step {BAD_BATCH}\): `x` holds 1 NaN/Inf value\(s\), e\.g\. nan\. "
+        r"The update of this batch was not applied \(weights unchanged\)\. Fix or drop these examples; to turn the "
+        r"in-graph checks off \(not recommended\) pass `Distiller\(check_values=False\)`\.$",
+        x,
+        y,
+        batch_size=BATCH,
+    )
+
+
+def test_non_finite_gradient_on_two_replicas():
+    x, y = _data()
+    with _mirrored().scope():
+        distiller = _distiller(False, feature_losses=[_SqrtAtZero(name="sqrt_term")])
+    with pytest.raises(
+        checks.BadBatchError,
+        match=r"^Epoch 0, batch 0 \(training step 0\): `gradient of student/dense_\d+/kernel` holds 2 NaN/Inf "
+        r"value\(s\), e\.g\. nan\. The update of this batch was not applied",
+    ):
+        distiller.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    assert int(distiller.optimizer.iterations.numpy()) == 0
 
 
 # ---------------------------------------------------------------- the switch

@@ -198,6 +198,11 @@ def main():
     best = result.best
     ratio, cpu_ratio = cached_seconds / online_seconds, cached_cpu / online_cpu
     cached_fits = [row["seconds"] for row in result.rows]
+    n_steps = -(-len(y_train) // batch) * args.epochs * len(result.rows)
+    n_passes = args.epochs * len(result.rows)
+    floor = (n_steps * steps["cached"] / 1e3 + n_passes * passes["cached", vbs]) / (
+        n_steps * steps["online"] / 1e3 + n_passes * passes["online", vbs]
+    )
     markdown = f"""## Tuning on cached teacher outputs (`benchmarks/tune_speed.py`)
 
 Fashion-MNIST, teacher = {"the CNN teacher" if len(args.teachers) == 1 else "the ensemble (mean logits) of the CNN teachers"} {" + ".join(args.teachers)} of `examples/fashion_mnist.py` ({teacher.count_params():,} params),
@@ -216,9 +221,11 @@ process's (all its threads), less sensitive than wall time to other processes on
 
 Per batch of {batch} (this process's CPU time, fastest of 5 × 10 steps, after tracing): a training step
 on cached outputs {steps['cached']:.1f} ms, an online KD step {steps['online']:.1f} ms, the teacher's
-forward pass alone {steps['teacher']:.1f} ms. So for this pair of models a cached run costs at least
-{steps['cached'] / steps['online']:.2f}× an online one in its training steps (validation: the student
-alone vs student and teacher), whatever the per-trial overhead.
+forward pass alone {steps['teacher']:.1f} ms. So for this pair of models the training steps of a cached
+run cost {steps['cached'] / steps['online']:.2f}× those of an online one, its validation passes
+{passes['cached', vbs] / passes['online', vbs]:.2f}× (below: the student alone vs student and teacher); together, at these per-batch
+and per-pass costs, the steps and passes of the search cost {floor:.2f}× those of the online runs: the floor,
+tracing and per-trial overhead aside.
 
 Validation: both variants score the {len(y_val):,} validation images after every epoch in batches of {vbs}
 (`tune.search(validation_batch_size={vbs})`, the library's default, and `fit(validation_batch_size={vbs})` in the

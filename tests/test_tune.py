@@ -121,7 +121,9 @@ def test_trials_sharing_a_loss_reuse_one_compiled_distiller_with_the_same_result
         compiled = []
         compile_ = Distiller.compile
         monkeypatch.setattr(
-            Distiller, "compile", lambda self, *a, _c=compile_, **k: (compiled.append(self), _c(self, *a, **k))[1]
+            Distiller,
+            "compile",
+            lambda self, *a, _c=compile_, _seen=compiled, **k: (_seen.append(self), _c(self, *a, **k))[1],
         )
         if not reuse:
             monkeypatch.setattr(tune, "_same_weights", lambda a, b: False)
@@ -170,3 +172,33 @@ def test_validation_batch_size_changes_the_cost_not_the_scores(tmp_path):
     for key, (accuracy, loss) in scores[4].items():
         assert accuracy == scores[None][key][0]
         np.testing.assert_allclose(loss, scores[None][key][1], rtol=1e-5)
+
+
+def test_cli_tune_on_a_csv_source(tmp_path):
+    """`keras-kd tune --config`: the config's teacher labels the training split once, the trials train
+    the config's student on those outputs, and `tune.md` lists them best first."""
+    from keras_kd import models
+    from keras_kd.cli import main
+
+    texts = {"pos": ["good great fine", "love it", "very nice", "great stuff", "so good", "fine fine"],
+             "neg": ["bad awful", "hate it", "very poor", "awful stuff", "so bad", "poor poor"],
+             "meh": ["okay i guess", "neutral", "so so", "average", "it is ok", "fair"]}
+    source = tmp_path / "train.csv"
+    source.write_text("text,label\n" + "\n".join(f"{t},{y}" for y, rows in texts.items() for t in rows) + "\n")
+    teacher = models.get_model("char_cnn", vocabulary_size=64, sequence_length=16, num_classes=3, embed_dim=8,
+                               filters=8, kernel_sizes=(2,), hidden=0)
+    teacher.save(str(tmp_path / "teacher.keras"))
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"teacher: {{path: {tmp_path / 'teacher.keras'}}}\n"
+        "student: {builder: char_cnn, kwargs: {embed_dim: 4, filters: 4, kernel_sizes: [2], hidden: 0}}\n"
+        f"data:\n  source: {{format: csv, train: {source}, test_fraction: 0.25}}\n"
+        "  tokenizer: char\n  vocabulary_size: 64\n  sequence_length: 16\n  validation_fraction: 0.25\n"
+        "training: {epochs: 1, batch_size: 8, jit_compile: false}\n"
+    )
+    code = main.main(["tune", "--config", str(config), "--trials", "2", "--seed", "0",
+                      "--output-dir", str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs")])
+    assert code == 0
+    lines = (tmp_path / "out" / "run" / "tune.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| trial")]
+    assert len(rows) == 2

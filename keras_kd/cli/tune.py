@@ -48,6 +48,7 @@ def run(args):
     from keras_kd import pipeline, tune
     from keras_kd.data.cache import cache_teacher_outputs
     from keras_kd.pipeline import steps
+    from keras_kd.pipeline.common import build_student
     from keras_kd.pipeline.data import prepare_data
     from keras_kd.pipeline.teachers import load_teacher
 
@@ -80,7 +81,7 @@ def run(args):
                                        ("losses", args.losses)) if v}
     print(f"Searching: {args.trials} trials x {epochs} epoch(s) on the cached outputs", flush=True)
     result = tune.search(
-        lambda: steps._build_student(config, data, config.options, "student"), train, validation,
+        lambda: build_student(config, data, config.options, "student"), train, validation,
         max_trials=args.trials, epochs=epochs, tuner=args.tuner, optimizer=config.training.build_optimizer(),
         seed=config.seed, directory=os.path.join(run_dir, "tune_trials"), log_dir=os.path.join(run_dir, "tune"),
         **space)

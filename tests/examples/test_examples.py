@@ -187,7 +187,7 @@ def _value(metric):
 FLOORS = {
     "fashion_mnist": [("teacher", "accuracy", 0.88), ("student", "accuracy", 0.85)],  # measured 0.9185 / >= 0.889
     "zh_sentiment": [("teacher", "accuracy", 0.80), ("student", "accuracy", 0.78)],  # measured 0.844 / >= 0.816
-    "multilingual_embeddings": [("student", "x_to_en_mean", 0.78)],  # measured 0.869 (teacher 0.263)
+    "multilingual_embeddings": [("student", "x_to_en_mean", 0.84)],  # measured 0.883 (teacher 0.263)
     "cross_lingual_sentiment": [("teacher", "en_accuracy", 0.70)],  # measured 0.748
     "en_sentiment_bert": [("teacher", "accuracy", 0.79), ("student", "accuracy", 0.73)],  # measured 0.815 / >= 0.765
 }
@@ -199,7 +199,7 @@ FLOORS = {
     [
         ("fashion_mnist", ["--seeds", "0", "1", "2", "--epochs", "30"]),
         ("zh_sentiment", ["--seeds", "0", "1", "2"]),
-        ("multilingual_embeddings", ["--epochs", "8", "--hashes", "2", "--export"]),
+        ("multilingual_embeddings", ["--epochs", "8", "--eval-every", "4", "--export"]),
         ("cross_lingual_sentiment", ["--seeds", "0", "1", "2"]),
         ("en_sentiment_bert", ["--vocab", "trim", "--embed-dim", "60", "--unlabelled", "48000", "--loss", "mse"]),
     ],

@@ -67,3 +67,25 @@ def test_builder_learns_a_bigram_rule():
                   metrics=["accuracy"])
     model.fit(x, y, epochs=20, batch_size=64, verbose=0)
     assert model.evaluate(x, y, verbose=0)[1] == 1.0
+
+
+def test_import_keras_kd_is_enough_to_load_a_saved_ngram_student(tmp_path):
+    # A fresh interpreter: in this one the test modules have already imported keras_kd.models.
+    import subprocess
+    import sys
+
+    path = tmp_path / "student.keras"
+    model = build_ngram_bag(sequence_length=6, buckets=64)
+    model.save(path)
+    ids = np.array([[3, 5, 7, 0, 0, 0]], "int32")
+    expected = model.predict(ids, verbose=0)
+    code = (
+        "import numpy as np, keras, keras_kd\n"
+        f"model = keras.saving.load_model({str(path)!r})\n"
+        "print(repr(model.predict(np.array([[3, 5, 7, 0, 0, 0]], 'int32'), verbose=0).tolist()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = np.array(eval(result.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(loaded, expected, rtol=1e-6, atol=1e-6)

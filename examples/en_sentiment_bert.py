@@ -296,6 +296,15 @@ def prepare_teacher(args, folder=FOLDER, limit=None):
     return teacher, info, tag
 
 
+def _label_and_save(teacher, path, texts, labels, copy, what):
+    """Label `texts` with the teacher once and cache token ids, outputs, `labels` and `copy` in `path`."""
+    with _common.Timer() as t:
+        ids = tokenize(teacher, texts)
+        out = teacher_runner(teacher)(ids)
+    np.savez(path, token_ids=ids, labels=labels, copy=np.full(len(ids), copy, "int32"), label_s=np.float32(t.seconds), **out)
+    print(f"[{NAME}] {what} labelled by the teacher in {t.seconds:.0f}s", flush=True)
+
+
 def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0, unlabelled=0, unlabelled_sdist=None):
     """Student-training reviews + `copies` augmented copies + plot rows (+ copies), teacher-labelled once.
 
@@ -304,7 +313,8 @@ def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0, unlabe
     `token_ids`, `logits`, `embedding` (teacher outputs), `labels` (gold label, -1 for the
     unlabelled plot rows) and `copy` (0 for the originals, k for the k-th augmented copy).
     """
-    train_texts, y_train, _, _, plot = load_texts()
+    train_texts, y_train, test_texts, _, plot = load_texts()
+    reviews = train_texts + test_texts  # every Rotten Tomatoes review: no unlabelled sentence may equal one
     if limit:
         train_texts, y_train, plot = train_texts[:limit], y_train[:limit], plot[: limit // 4]
     fit_rows, _ = split_validation(len(train_texts), min(VAL_SIZE, len(train_texts) // 4))
@@ -316,24 +326,16 @@ def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0, unlabe
         if not path.exists():
             rng = np.random.default_rng([seed, k])
             batch = texts if k == 0 else [augment_text(t, rng) for t in texts]
-            with _common.Timer() as t:
-                ids = tokenize(teacher, batch)
-                out = teacher_runner(teacher)(ids)
-            np.savez(path, token_ids=ids, labels=labels, copy=np.full(len(ids), k, "int32"), label_s=np.float32(t.seconds), **out)
-            print(f"[{NAME}] transfer copy {k}: {len(ids)} texts labelled by the teacher in {t.seconds:.0f}s", flush=True)
+            _label_and_save(teacher, path, batch, labels, k, f"transfer copy {k}: {len(batch)} texts")
         parts.append(dict(np.load(path)))
     if unlabelled:  # extra unlabelled in-domain sentences, labelled by the teacher in chunks (copy = -1)
-        sentences = load_unlabelled(unlabelled_sdist, exclude=list(load_texts()[0]) + list(load_texts()[2]))
+        sentences = load_unlabelled(unlabelled_sdist, exclude=reviews)
         for c in range(int(np.ceil(min(unlabelled, len(sentences)) / UNLABELLED_CHUNK))):
             path = folder / f"unlabelled_{tag}_c{c}.npz"
             if not path.exists():
                 batch = sentences[c * UNLABELLED_CHUNK : (c + 1) * UNLABELLED_CHUNK]
-                with _common.Timer() as t:
-                    ids = tokenize(teacher, batch)
-                    out = teacher_runner(teacher)(ids)
-                np.savez(path, token_ids=ids, labels=np.full(len(ids), -1, "int32"), copy=np.full(len(ids), -1, "int32"),
-                         label_s=np.float32(t.seconds), **out)
-                print(f"[{NAME}] unlabelled chunk {c}: {len(ids)} sentences labelled by the teacher in {t.seconds:.0f}s", flush=True)
+                _label_and_save(teacher, path, batch, np.full(len(batch), -1, "int32"), -1,
+                                f"unlabelled chunk {c}: {len(batch)} sentences")
             part = dict(np.load(path))
             room = unlabelled - c * UNLABELLED_CHUNK
             parts.append({k: (v[:room] if np.ndim(v) else v) for k, v in part.items()})

@@ -193,12 +193,22 @@ def train_teacher(x, y, epochs=None, seed=None, augment=None, batch_size=128, ca
     return teacher, seconds
 
 
-def augmentation_spec(augment):
-    """`"shift+flip"`, `"mixup:0.2"` (a number after `:` = mixup/cutmix concentration) → a spec for `image_augmentation`."""
+def augmentation_spec(augment, num_classes=None):
+    """`"shift+flip"`, `"mixup:0.2"` (a number after `:` = mixup/cutmix concentration) → a spec for `image_augmentation`.
+
+    `num_classes` goes to the steps that mix examples (mixup / cutmix), so that they can mix integer labels.
+    """
+    from keras_kd.data import augment as kd_augment
+
     parts = []
     for part in augment.split("+"):
         name, _, value = part.strip().partition(":")
-        parts.append({"name": name, "concentration": float(value)} if value else name)
+        step = {"name": name}
+        if value:
+            step["concentration"] = float(value)
+        if num_classes is not None and getattr(kd_augment.IMAGE_AUGMENTATIONS.get(name), "mixes_examples", False):
+            step["num_classes"] = num_classes
+        parts.append(step if len(step) > 1 else name)
     return parts
 
 
@@ -213,11 +223,8 @@ def augmented_views(x, views, augment, seed, batch_size=1024, y=None, num_classe
 
     from keras_kd.data import augment as kd_augment
 
-    augmentation = kd_augment.image_augmentation(augmentation_spec(augment))
+    augmentation = kd_augment.image_augmentation(augmentation_spec(augment, None if y is None else num_classes))
     if y is not None:
-        for step in getattr(augmentation, "augmentations", [augmentation]):
-            if hasattr(step, "num_classes"):
-                step.num_classes = num_classes
         labels = np.empty((views, len(x), num_classes), "float32")
     out = np.empty((views, *x.shape), "float16")
     for v in range(views):

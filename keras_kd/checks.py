@@ -586,17 +586,20 @@ def apply_gradients_checked(
         variables,
         found,
         flags,
+        details,
         optimizer is distiller.optimizer,
     )
 
 
 def _apply_cross_replica(
-    context, check_state, optimizer, gradients, variables, found, flags, counts_step
+    context, check_state, optimizer, gradients, variables, found, flags, details, counts_step
 ):
     """As `keras.optimizers.LossScaleOptimizer`: a cond whose branch calls `merge_call` must run in
-    cross-replica context, so decide there from every replica's flags."""
+    cross-replica context, so decide there from every replica's flags. The error reports the
+    failed check's bad values summed over the replicas and the first bad value of the first
+    replica that holds one (`details`: each replica's `_details`, zeros where its checks passed)."""
 
-    def merge(distribution, flags, gradients):
+    def merge(distribution, flags, gradients, counts, values):
         bad = distribution.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
         failed = tf.logical_or(tf.reduce_any(bad > 0), tf.not_equal(check_state.code, 0))
 
@@ -608,21 +611,24 @@ def _apply_cross_replica(
         def record_fn():
             index = tf.argmax(tf.cast(bad > 0, tf.int32), output_type=tf.int32)
             codes = tf.constant([check_state.code_of(name) for name, _, _, _ in found], tf.int32)
+            # [replicas, checks]: every replica's counts and values, on the host's device
+            local_counts = tf.stack([tf.identity(c) for c in distribution.experimental_local_results(counts)])
+            local_values = tf.stack([tf.identity(v) for v in distribution.experimental_local_results(values)])
+            column = tf.gather(local_counts, index, axis=1)
+            replica = tf.argmax(tf.cast(column > 0, tf.int32), output_type=tf.int32)
             first = tf.equal(check_state.code, 0)
             check_state.code.assign(tf.where(first, tf.gather(codes, index), check_state.code))
             check_state.failed_step.assign(
                 tf.where(first, check_state.step, check_state.failed_step)
             )
-            check_state.count.assign(
-                tf.where(first, tf.cast(tf.gather(bad, index), tf.int64), check_state.count)
-            )
+            check_state.count.assign(tf.where(first, tf.reduce_sum(column), check_state.count))
             check_state.value.assign(
-                tf.where(first, tf.constant(np.nan, tf.float64), check_state.value)
+                tf.where(first, tf.gather_nd(local_values, tf.stack([replica, index])), check_state.value)
             )
 
         tf.cond(failed, record_fn, apply_fn)
         if counts_step:
             check_state.step.assign_add(1)
 
-    # Per-replica values (flags, gradients) must pass through `merge_call` to be usable there.
-    context.merge_call(merge, args=(flags, gradients))
+    # Per-replica values (flags, gradients, details) must pass through `merge_call` to be usable there.
+    context.merge_call(merge, args=(flags, gradients, *details))

@@ -263,12 +263,18 @@ import test_checks as t
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 found = {}
-for case, row in (("replica_0", t.BAD_ROW - 3), ("replica_1", t.BAD_ROW + 3), ("gradient", None)):
+cases = {  # bad rows of batch 5 (rows 40..43 go to replica 0, 44..47 to replica 1) and their values
+    "replica_0": {t.BAD_ROW - 3: np.nan, t.BAD_ROW - 2: np.inf},
+    "replica_1": {t.BAD_ROW + 3: -np.inf},
+    "both": {t.BAD_ROW - 1: np.inf, t.BAD_ROW: -np.inf, t.BAD_ROW + 1: np.nan},
+    "gradient": {},
+}
+for case, rows in cases.items():
     x, y = t._data()
-    if row is not None:
-        x[row, 2] = np.nan
+    for row, value in rows.items():
+        x[row, 2] = value
     with strategy.scope():
-        distiller = t._distiller(False, **({} if row is not None else {"feature_losses": [t._SqrtAtZero(name="sqrt_term")]}))
+        distiller = t._distiller(False, **({} if rows else {"feature_losses": [t._SqrtAtZero(name="sqrt_term")]}))
         before = [w.numpy().copy() for w in distiller.trainable_weights]
     snapshots = t.Snapshots()
     try:
@@ -287,8 +293,9 @@ print("RESULT " + json.dumps(found))
 
 
 def test_failures_on_one_of_two_replicas():
-    """MirroredStrategy on 2 logical CPUs: every replica skips the update and the error names the tensor and
-    value, whichever replica received the bad row (each computes the failure details at most once)."""
+    """MirroredStrategy on 2 logical CPUs: every replica skips the update and the error names the tensor, the
+    number of bad values summed over the replicas and the first bad value of the first replica holding one,
+    whichever replica received the bad rows (each computes the failure details at most once)."""
     import json
     import os
     import subprocess
@@ -303,14 +310,17 @@ def test_failures_on_one_of_two_replicas():
     found = json.loads(lines[-1][len("RESULT "):])
     tail = ("The update of this batch was not applied (weights unchanged). Fix or drop these examples; to turn the "
             "in-graph checks off (not recommended) pass `Distiller(check_values=False)`.")
-    for case in ("replica_0", "replica_1"):
+    # the bad values summed over the replicas; the first bad value of the first replica holding one
+    for case, (count, shown) in {"replica_0": (2, "nan"), "replica_1": (1, "-inf"), "both": (3, "inf")}.items():
         assert found[case]["message"] == (
-            f"Epoch 0, batch {BAD_BATCH} (training step {BAD_BATCH}): `x` holds 1 NaN/Inf value(s), e.g. nan. {tail}"
+            f"Epoch 0, batch {BAD_BATCH} (training step {BAD_BATCH}): `x` holds {count} NaN/Inf value(s), "
+            f"e.g. {shown}. {tail}"
         ), case
         assert found[case]["iterations"] == BAD_BATCH and found[case]["unchanged"], case
+    # the first kernel's gradient (6 x 8) is NaN everywhere on each of the 2 replicas: 96 values
     assert re.fullmatch(
-        r"Epoch 0, batch 0 \(training step 0\): `gradient of student/dense_\d+/kernel` holds 2 NaN/Inf value\(s\), "
-        r"e\.g\. nan\. " + re.escape(tail),
+        r"Epoch 0, batch 0 \(training step 0\): `gradient of student/dense_\d+/kernel` holds 96 NaN/Inf "
+        r"value\(s\), e\.g\. nan\. " + re.escape(tail),
         found["gradient"]["message"],
     ), found["gradient"]["message"]
     assert found["gradient"]["iterations"] == 0 and found["gradient"]["unchanged"]

@@ -35,7 +35,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_kd import _keras_compat as compat
 from keras_kd.data import keys
 
 # ---------------------------------------------------------------- host state
@@ -263,18 +262,12 @@ def _finite_checks(structure, root, kind=FINITE):
     return found
 
 
-def _embedding_size(model):
-    sizes = [
-        layer.input_dim
-        for layer in compat.sublayers(model)
-        if isinstance(layer, keras.layers.Embedding)
-    ]
-    return max(sizes) if sizes else None
-
-
 def _id_checks(structure, root, model):
-    """Integer ids at or beyond the largest `Embedding` table of `model` (XLA would clamp them)."""
-    size = _embedding_size(model) if isinstance(model, keras.layers.Layer) else None
+    """Integer ids at or beyond the largest `Embedding` table of `model` (XLA would clamp them); none
+    for a model that hashes its ids first (`keras_kd.validation.token_id_limit`)."""
+    from keras_kd.validation import token_id_limit
+
+    size = token_id_limit(model) if isinstance(model, keras.layers.Layer) else None
     if size is None:
         return []
     found = []

@@ -187,6 +187,9 @@ class Distiller(compat.TrainerOverrides, keras.Model):
             s=[-1, 2, 0.5], where `T² · KL` is 3.3526. In this form a string cross-entropy given to
             `compile(loss=...)` is taken from logits (the student outputs logits). Not combined with
             `distillation_loss` / `alpha`.
+        check_values: run the in-graph step checks (`keras_kd.checks`: non-finite values, labels
+            and token ids out of range, refused before the update) in every training step (default
+            True). Also an attribute: `distiller.check_values = False` before `fit`.
 
     `keras_kd.Distiller` takes the student first; `keras.distillation.Distiller` takes the teacher
     first. Pass both by keyword (`Distiller(teacher=teacher, student=student, ...)`): a positional
@@ -227,10 +230,14 @@ class Distiller(compat.TrainerOverrides, keras.Model):
         distillation_losses=None,
         distillation_loss_weights=None,
         student_loss_weight=None,
+        check_values=True,
         name="distiller",
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
+        if not isinstance(check_values, bool):
+            raise TypeError(f"`check_values` must be True or False. Received: check_values={check_values!r}")
+        self.check_values = check_values
         _check_model(student, "student")
         teachers = _as_teacher_list(teacher)
         _check_not_swapped(student, teachers, positional=getattr(self, "_kd_positional_count", 0) >= 2, mode=mode)
@@ -732,6 +739,7 @@ class Distiller(compat.TrainerOverrides, keras.Model):
                 if isinstance(self.augmentation, keras.layers.Layer)
                 else None
             ),
+            "check_values": self.check_values,
         }
         if self._keras_form is not None:
             del config["alpha"]  # `student_loss_weight` carries it

@@ -116,28 +116,35 @@ def check_finite_teacher_outputs(x):
             )
 
 
-def _embedding_sizes(model):
-    return [
-        layer.input_dim
-        for layer in compat.sublayers(model)
-        if isinstance(layer, keras.layers.Embedding)
-    ]
+def token_id_limit(model):
+    """How many token ids `model` takes: the rows of its largest `Embedding` table.
+
+    None when it has no `Embedding`, or when a layer of it maps any id into range before its
+    embeddings (a layer with `accepts_any_token_id = True`, e.g. `keras_kd.models.HashedNgrams`,
+    which hashes ids into its buckets): then no id is out of range. Used by the first-batch
+    checks here and by the in-graph checks (`keras_kd.checks`).
+    """
+    layers = compat.sublayers(model)
+    if any(getattr(layer, "accepts_any_token_id", False) for layer in layers):
+        return None
+    sizes = [layer.input_dim for layer in layers if isinstance(layer, keras.layers.Embedding)]
+    return max(sizes) if sizes else None
 
 
 def check_token_ids(model, inputs, role="student"):
-    """Raise when integer inputs hold ids beyond every `Embedding` table of `model`."""
-    sizes = _embedding_sizes(model)
-    if not sizes:
+    """Raise when integer inputs hold ids beyond `model`'s `Embedding` tables (`token_id_limit`)."""
+    limit = token_id_limit(model)
+    if limit is None:
         return
     ids = [_numpy(a) for a in tf.nest.flatten(inputs) if np.issubdtype(_numpy(a).dtype, np.integer)]
     ids = [a for a in ids if a.size]
     if not ids:
         return
     largest = max(int(a.max()) for a in ids)
-    if largest >= max(sizes):
+    if largest >= limit:
         raise ValueError(
             f"The first batch holds token id {largest}, but the {role}'s largest embedding table has "
-            f"{max(sizes)} rows (`input_dim`): the tokenizer's vocabulary does not match the {role}. "
+            f"{limit} rows (`input_dim`): the tokenizer's vocabulary does not match the {role}. "
             f"Tokenize the {role}'s inputs with its own tokenizer (a separate view goes under "
             f"x[{keys.STUDENT_INPUTS!r}] / x[{keys.TEACHER_INPUTS!r}]) or build its embedding with "
             f"input_dim >= {largest + 1}."
@@ -145,18 +152,18 @@ def check_token_ids(model, inputs, role="student"):
 
 
 def check_vocabulary(tokenizer, model, role="student"):
-    """Raise when `tokenizer` outgrows `model`'s embedding tables.
+    """Raise when `tokenizer` outgrows `model`'s embedding tables (`token_id_limit`).
 
     `tokenizer`: an int, or a tokenizer with a `vocabulary_size` attribute or method (keras_kd.data.text,
     keras-hub and Keras `TextVectorization` tokenizers).
     """
     size = getattr(tokenizer, "vocabulary_size", tokenizer)
     size = size() if callable(size) else size
-    sizes = _embedding_sizes(model)
-    if sizes and int(size) > max(sizes):
+    limit = token_id_limit(model)
+    if limit is not None and int(size) > limit:
         raise ValueError(
             f"The tokenizer has a vocabulary of {int(size)} tokens but the {role}'s largest embedding "
-            f"table has {max(sizes)} rows (`input_dim`): ids >= {max(sizes)} would be out of range. "
+            f"table has {limit} rows (`input_dim`): ids >= {limit} would be out of range. "
             f"Use the {role}'s own tokenizer or build its embedding with input_dim >= {int(size)}."
         )
 

@@ -261,6 +261,25 @@ def test_tokenizer_vocabulary_larger_than_the_embedding():
     validation.check_vocabulary(50, _token_student(50))  # equal sizes are fine
 
 
+def test_a_student_that_hashes_its_ids_takes_any_token_id():
+    """An n-gram-bag student hashes token ids into its buckets before its Embedding: ids beyond the
+    Embedding's rows are valid input, for the first-batch checks and the in-graph ones (XLA too)."""
+    from keras_kd.models.ngram import build_ngram_bag
+
+    student = build_ngram_bag(vocabulary_size=8192, sequence_length=5, num_classes=NUM_CLASSES, buckets=64)
+    assert validation.token_id_limit(student) is None
+    assert validation.token_id_limit(_token_student(50)) == 50
+    assert validation.token_id_limit(_mlp()) is None  # no Embedding
+    validation.check_vocabulary(8192, student)
+    tokens = np.random.default_rng(0).integers(1, 8192, size=(32, 5)).astype("int32")
+    assert tokens.max() >= 64
+    for jit_compile in (False, True):
+        distiller = Distiller(student, _token_student(8192), alpha=0.5)
+        distiller.compile(optimizer="sgd", jit_compile=jit_compile)
+        distiller.fit(tokens, np.zeros(32, "int32"), batch_size=8, epochs=1, verbose=0)
+        assert int(distiller.optimizer.iterations.numpy()) == 4  # no step was refused
+
+
 # ---------------------------------------------------------------- hyper-parameters and names
 @pytest.mark.parametrize("temperature", [0, -1.5])
 def test_temperature_must_be_positive(temperature):
@@ -380,14 +399,20 @@ def test_cache_built_for_another_dataset_is_refused(tmp_path):
 
 def test_checks_can_be_turned_off():
     x, _ = _data()
-    distiller = _compiled()
-    distiller.check_first_batch = False
-    distiller.check_values = (
-        False  # the in-graph checks (tests/test_checks.py) would skip every step
-    )
     labels = np.full(32, 0.5, "float32")  # would be refused by the checks; Keras truncates it to 0
-    distiller.fit(x, labels, batch_size=8, epochs=1, verbose=0)
-    assert distiller.optimizer.iterations.numpy() == 4
+    by_attribute = _compiled()
+    by_attribute.check_values = False  # the in-graph checks (tests/test_checks.py) would skip every step
+    # the argument that the checks' error message names
+    by_argument = Distiller(_mlp(name="student"), _mlp(name="teacher"), alpha=0.5, check_values=False)
+    by_argument.compile(optimizer="adam")
+    assert by_argument.get_config()["check_values"] is False
+    assert Distiller.from_config(by_argument.get_config()).check_values is False
+    for distiller in (by_attribute, by_argument):
+        distiller.check_first_batch = False
+        distiller.fit(x, labels, batch_size=8, epochs=1, verbose=0)
+        assert distiller.optimizer.iterations.numpy() == 4
+    with pytest.raises(TypeError, match=r"`check_values` must be True or False. Received: check_values='no'"):
+        Distiller(_mlp(name="student"), _mlp(name="teacher"), check_values="no")
 
 
 # ---------------------------------------------------------------- non-logit students, shared layers

@@ -37,6 +37,8 @@ class HashedNgrams(keras.layers.Layer):
         pad_id: token id of padding; n-grams containing it get id 0.
     """
 
+    accepts_any_token_id = True  # every id is hashed into range: no token-id limit (keras_kd.validation)
+
     def __init__(self, ngrams=(1, 2, 3), buckets=2**18, pad_id=0, **kwargs):
         super().__init__(**kwargs)
         ngrams = tuple(int(n) for n in ngrams)

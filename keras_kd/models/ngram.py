@@ -136,3 +136,44 @@ def build_ngram_bag(vocabulary_size=None, sequence_length=128, num_classes=2, bu
     if hidden:
         x = keras.layers.Dense(hidden, activation="relu", name="hidden")(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x), name=name)
+
+
+@register_model("ngram_cnn")
+def build_ngram_cnn(vocabulary_size=None, sequence_length=128, num_classes=2, buckets=8192, ngrams=(1, 2),
+                    embed_dim=8, filters=64, kernel_sizes=(1, 2, 3), dropout=0.2, pad_id=0, name="ngram_cnn"):
+    """A small CNN on hashed character n-gram embeddings: a student that can learn the function of an
+    n-gram-bag teacher from many teacher-labelled examples (the demo's student).
+
+    At each position the embeddings of the n-grams that start there (one shared table of `buckets`
+    rows; the n-gram ids of `HashedNgrams`, 0 where an n-gram touches padding) are summed, then
+    Conv1D per kernel size (ReLU, "same" padding) + global max-pool → concatenation → dropout →
+    logits. Parameters: `buckets * embed_dim` + convolutions + head.
+
+    Args:
+        vocabulary_size: unused (ids are hashed), accepted like `build_ngram_bag`.
+        sequence_length: tokens per example (>= the largest n-gram order).
+        buckets: rows of the shared n-gram embedding table, > 1.
+        ngrams: n-gram orders embedded at each position, e.g. `(1, 2)`.
+        embed_dim, filters, kernel_sizes: embedding width, filters per kernel size, kernel sizes.
+        dropout: dropout on the pooled features (0 = none).
+    """
+    ngrams = tuple(int(n) for n in ngrams)
+    if sequence_length is not None and max(ngrams, default=0) > sequence_length:
+        raise ValueError(f"Every n-gram order must be <= `sequence_length`. Received: ngrams={ngrams}, "
+                         f"sequence_length={sequence_length}")
+    if not kernel_sizes:
+        raise ValueError(f"`kernel_sizes` must be a non-empty list. Received: kernel_sizes={kernel_sizes!r}")
+    inputs = keras.Input((sequence_length,), dtype="int32", name="token_ids")
+    table = keras.layers.Embedding(buckets, embed_dim, name="ngram_embedding")
+    parts = []
+    for n in ngrams:
+        x = table(HashedNgrams((n,), buckets, pad_id=pad_id, name=f"hashed_{n}grams")(inputs))
+        parts.append(keras.layers.ZeroPadding1D((0, n - 1), name=f"align_{n}grams")(x) if n > 1 else x)
+    x = keras.layers.Add(name="ngram_sum")(parts) if len(parts) > 1 else parts[0]
+    pooled = [keras.layers.GlobalMaxPooling1D(name=f"max_pool_{k}")(
+        keras.layers.Conv1D(filters, k, padding="same", activation="relu", name=f"conv_{k}")(x))
+        for k in kernel_sizes]
+    x = keras.layers.Concatenate(name="pooled")(pooled) if len(pooled) > 1 else pooled[0]
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x), name=name)

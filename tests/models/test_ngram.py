@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_kd import models
-from keras_kd.models.ngram import HashedNgrams, NgramBagPooling, build_ngram_bag
+from keras_kd.models.ngram import HashedNgrams, NgramBagPooling, build_ngram_bag, build_ngram_cnn
 
 
 def test_hashed_ngrams_hand_computed():
@@ -89,3 +89,25 @@ def test_import_keras_kd_is_enough_to_load_a_saved_ngram_student(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = np.array(eval(result.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(loaded, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_ngram_cnn_sums_the_ngram_embeddings_that_start_at_each_position(tmp_path):
+    model = models.get_model("ngram_cnn", vocabulary_size=100, sequence_length=5, num_classes=2, buckets=11,
+                             embed_dim=3, filters=4, kernel_sizes=(1, 2))
+    assert "ngram_cnn" in models.registered_models()
+    # table 11 x 3, conv k=1 (3*4 + 4) and k=2 (2*3*4 + 4), head (8 + 1) * 2
+    assert model.count_params() == 11 * 3 + (12 + 4) + (24 + 4) + 9 * 2
+    ids = np.array([[5, 7, 0, 0, 0]], "int32")
+    table = model.get_layer("ngram_embedding").get_weights()[0]
+    # hand-computed ids (see test_hashed_ngrams_hand_computed): unigrams 5, 7, 0, 0, 0; bigrams 5, 0, 0, 0
+    expected = table[[5, 7, 0, 0, 0]] + np.concatenate([table[[5, 0, 0, 0]], np.zeros((1, 3), "float32")])
+    summed = keras.Model(model.input, model.get_layer("ngram_sum").output)(ids)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(summed)[0], expected, rtol=1e-6)
+    path = str(tmp_path / "cnn.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="Every n-gram order must be <= `sequence_length`"):
+        build_ngram_cnn(sequence_length=2, ngrams=(1, 3))
+    with pytest.raises(ValueError, match="`kernel_sizes` must be a non-empty list"):
+        build_ngram_cnn(kernel_sizes=())

@@ -160,6 +160,13 @@ def print_msg(message):
     io_utils.print_msg(message)
 
 
+# ---------------------------------------------------------------- trainer
+def evaluate_called_by_fit(evaluate_kwargs):
+    """Whether `Model.evaluate` runs `fit`'s per-epoch validation pass: Keras' `fit` passes the
+    private flag `_use_cached_eval_dataset=True` (on data `fit` was given). Checked: 3.15.1."""
+    return bool(evaluate_kwargs.get("_use_cached_eval_dataset", False))
+
+
 # ---------------------------------------------------------------- distribution
 def explicit_strategy(model):
     """The strategy `model` was created under, or None (Keras' default). Checked: 3.15.1."""

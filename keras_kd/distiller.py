@@ -692,8 +692,9 @@ class Distiller(compat.TrainerOverrides, keras.Model):
         return checks.fit_checked(self, super().fit, x, y, *args, **kwargs)  # + StepCheck callback
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.evaluate`, after `keras_kd.validation.check_first_batch` on `x`."""
-        if self.check_first_batch:
+        """`keras.Model.evaluate`, after `keras_kd.validation.check_first_batch` on `x` (not in `fit`'s
+        per-epoch validation passes: `fit` checked `validation_data` before training)."""
+        if self.check_first_batch and not compat.evaluate_called_by_fit(kwargs):
             validation.check_first_batch(self, x, y, kwargs.get("sample_weight"), training=False)
         return super().evaluate(x, y, *args, **kwargs)
 

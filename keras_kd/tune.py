@@ -213,6 +213,11 @@ def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, lear
             start = time.perf_counter()
             history = model.fit(*args, **kwargs)
             self.fit_seconds.append(time.perf_counter() - start)
+            if any(model is pooled for pooled, _ in self._pool.values()):
+                # This fit ran `keras_kd.validation`'s first-batch checks; the later trials of this
+                # Distiller get the same data and the same student architecture. The in-graph step
+                # checks still run in every step.
+                model.check_first_batch = False
             return history
 
         def _new_optimizer(self):

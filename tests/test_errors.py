@@ -183,6 +183,22 @@ def test_validation_data_is_checked_before_training():
     )
 
 
+def test_first_batch_checks_run_once_per_fit_not_per_validation_pass(monkeypatch):
+    """`fit` checks `x` and `validation_data` before training; its per-epoch validation passes
+    (`evaluate` inside `fit`) do not check again; a standalone `evaluate` does."""
+    x, y = _data()
+    calls = []
+    check = validation.check_first_batch
+    monkeypatch.setattr(
+        validation, "check_first_batch", lambda *a, **k: (calls.append(k.get("name", "x")), check(*a, **k))[1]
+    )
+    distiller = _compiled()
+    distiller.fit(x, y, validation_data=(x, y), batch_size=8, epochs=3, verbose=0)
+    assert calls == ["x", "validation_data"]
+    distiller.evaluate(x, y, verbose=0)
+    assert calls == ["x", "validation_data", "x"]
+
+
 def test_ignore_class_labels_are_allowed():
     x, y = _data()
     y[:4] = -1

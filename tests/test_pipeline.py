@@ -86,6 +86,27 @@ def test_run_returns_metrics_and_paths(tmp_path):
     assert (tmp_path / "out" / "t" / "report.md").is_file() and result.paths["report"].endswith("report.md")
 
 
+def test_embedded_teacher_of_another_split_is_refused_except_in_a_smoke_run(tmp_path):
+    """A full run refuses an embedded teacher whose card names another data split; a smoke run (a
+    one-step wiring check on a slice, whose hash never matches) checks only the file and runs."""
+    from keras_kd.models import embedded
+    from keras_kd.models.ngram import build_ngram_bag
+    from keras_kd.pipeline.config import ConfigError
+
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    build_ngram_bag(vocabulary_size=32, sequence_length=8, buckets=64).save(str(folder / "teacher.keras"))
+    embedded.write_card(str(folder), "teacher.keras", data_sha256="ab" * 32, command="make teacher",
+                        accuracy={"test": 0.5})
+    config = _config(tmp_path, teacher={"embedded": str(folder), "builder": "ngram_bag", "kwargs": {"buckets": 64}})
+    refused = r"`teacher.embedded`: The embedded teacher in .* was trained on another data split"
+    with pytest.raises(ConfigError, match=refused):
+        pipeline.run(config, verbose=0)
+    result = pipeline.run(config, smoke=True, verbose=0)
+    # the embedded file's model: 64 buckets x 2 classes + a 2 x 2 head
+    assert result.metrics["teacher"]["params"] == 64 * 2 + 6
+
+
 @pytest.mark.large  # two online teachers + a feature loss: ~1 min on 2 busy cores
 def test_multi_teacher_with_weights_and_a_feature_loss(tmp_path):
     teacher = _config(tmp_path)["teacher"]

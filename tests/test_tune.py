@@ -95,7 +95,9 @@ def test_bad_arguments_fail_before_any_trial():
         tune.search(_student, cached, validation, validation_batch_size=0)
     with pytest.raises(ValueError, match="`tuner` must be one of"):
         tune.search(_student, cached, validation, tuner="hyperband")
-    with pytest.raises(ValueError, match=r"`steps_per_execution` must be a positive integer. Received: steps_per_execution=0"):
+    with pytest.raises(
+        ValueError, match=r"`steps_per_execution` must be a positive integer. Received: steps_per_execution=0"
+    ):
         tune.search(_student, cached, validation, steps_per_execution=0)
 
 

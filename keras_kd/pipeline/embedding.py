@@ -30,7 +30,7 @@ def run_embedding(config, data, out_dir, run_dir, smoke, verbose, options, start
     from keras_kd.pipeline.teachers import load_teacher, outputs_of
 
     training, distillation = config.training, config.distillation
-    teacher = load_teacher(config.teacher, "teacher", data, options)
+    teacher = load_teacher(config.teacher, "teacher", data, options, smoke)
     pairs_train, pairs_test = data.raw["train"], data.raw["test"]
     if len(pairs_test) == 0:
         raise ConfigError("`task: embedding` needs held-out pairs: set `data.source.test` or `test_fraction`.")

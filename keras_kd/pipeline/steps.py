@@ -153,7 +153,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     specs = config.all_teachers
     keys_of = ["teacher"] if config.teacher is not None else [f"teachers[{i}]" for i in range(len(specs))]
     with strategy.scope():
-        teachers = [load_teacher(spec, key, data, options) for spec, key in zip(specs, keys_of, strict=True)]
+        teachers = [load_teacher(spec, key, data, options, smoke) for spec, key in zip(specs, keys_of, strict=True)]
     histories = {}
     for teacher, key in zip(teachers, keys_of, strict=True):
         if teacher.config.train_epochs and teacher.kind != "embedded":

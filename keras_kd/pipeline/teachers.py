@@ -141,8 +141,9 @@ def _string_input(model):
     return len(specs) == 1 and next(iter(specs.values())).dtype.name == "string"
 
 
-def load_teacher(spec, key, data, options=None):
-    """A `Teacher` from a teacher config section and the prepared data."""
+def load_teacher(spec, key, data, options=None, smoke=False):
+    """A `Teacher` from a teacher config section and the prepared data. `smoke`: the data are a slice
+    (a one-step wiring run), so an embedded teacher's card is checked for its file, not its data split."""
     from keras_kd.pipeline.data import make_encoder
 
     own_inputs = None
@@ -152,7 +153,7 @@ def load_teacher(spec, key, data, options=None):
         if own_inputs.signature() == data.student_encoder.signature():
             own_inputs = None
     if getattr(spec, "embedded", None) is not None:
-        return _load_embedded_teacher(spec, key, data, own_inputs)
+        return _load_embedded_teacher(spec, key, data, own_inputs, smoke)
     if spec.path is not None:
         if os.path.isdir(spec.path):
             from keras_kd.teachers.saved_model import SavedModelTeacher
@@ -177,13 +178,15 @@ def load_teacher(spec, key, data, options=None):
     return Teacher(model, spec, "builder", own_inputs)
 
 
-def _load_embedded_teacher(spec, key, data, own_inputs):
+def _load_embedded_teacher(spec, key, data, own_inputs, smoke=False):
     """A teacher trained once and shipped with its card (`keras_kd.models.embedded`); refused unless the
-    card's data-split hash is this run's split. Not trained again (`train_epochs` is for rebuilding)."""
+    card's data-split hash is this run's split (a smoke run's slice never is: only the file is checked
+    then). Not trained again (`train_epochs` is for rebuilding)."""
     from keras_kd.models import embedded
 
+    data_sha256 = None if smoke else embedded.prepared_data_sha256(data)
     try:
-        model, _ = embedded.load_embedded_teacher(spec.embedded, data_sha256=embedded.prepared_data_sha256(data))
+        model, _ = embedded.load_embedded_teacher(spec.embedded, data_sha256=data_sha256)
     except (OSError, ValueError) as error:
         raise ConfigError(f"`{key}.embedded`: {error}") from None
     return Teacher(model, spec, "embedded", own_inputs)

@@ -8,7 +8,9 @@ Data: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; `make data-apt`), 
 - **Teacher**: an ensemble of two CNNs (`--teachers a b`), each trained once with random shifts and
   flips and cached in `.cache/examples/` under a name that encodes its recipe; the ensemble
   averages their logits. `a` is a 12-epoch CNN (Adam 1e-3), `b` a batch-norm CNN trained 24 epochs
-  with a cosine learning rate.
+  with a cosine learning rate. `c` (`--teachers c`) is a deeper batch-norm CNN (428,202 params,
+  16 epochs, AdamW with a cosine learning rate; 92.82 % on the test set): with `--student cnn16
+  --epochs 30` KD gains +0.48 pt over scratch (docs/guides/augmentation-and-tuning.md).
 - **Student** (`--student`): `mlp64` (default: one hidden layer of 64, 50,890 params, 16x smaller
   than the larger member, 24x smaller than the ensemble; no convolution, so no built-in
   translation invariance) or the CNNs `cnn4` / `cnn8` / `cnn16`, or MLPs `mlp32` ... `mlp100`.

@@ -142,7 +142,8 @@ def build_ngram_bag(vocabulary_size=None, sequence_length=128, num_classes=2, bu
 def build_ngram_cnn(vocabulary_size=None, sequence_length=128, num_classes=2, buckets=8192, ngrams=(1, 2),
                     embed_dim=8, filters=64, kernel_sizes=(1, 2, 3), dropout=0.2, pad_id=0, name="ngram_cnn"):
     """A small CNN on hashed character n-gram embeddings: a student that can learn the function of an
-    n-gram-bag teacher from many teacher-labelled examples (the demo's student).
+    n-gram-bag teacher from many teacher-labelled examples (measured as the demo's student in
+    docs/guides/text-classification.md: no gain over the linear `build_ngram_bag` student there).
 
     At each position the embeddings of the n-grams that start there (one shared table of `buckets`
     rows; the n-gram ids of `HashedNgrams`, 0 where an n-gram touches padding) are summed, then

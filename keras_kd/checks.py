@@ -491,9 +491,12 @@ def _record(check_state, found, flags=None, details=None):
     if flags is None:
         flags = counts > 0
     index = tf.argmax(tf.cast(flags, tf.int32), output_type=tf.int32)
+    _store(check_state, found, index, tf.gather(counts, index), tf.gather(values, index))
+
+
+def _store(check_state, found, index, count, value):
+    """Write failed check `index` of `found`, its count and value, unless an earlier failure is unread."""
     codes = tf.constant([check_state.code_of(name) for name, _, _, _ in found], tf.int32)
-    count = tf.gather(counts, index)
-    value = tf.gather(values, index)
     first = tf.equal(check_state.code, 0)
     check_state.code.assign(tf.where(first, tf.gather(codes, index), check_state.code))
     check_state.failed_step.assign(tf.where(first, check_state.step, check_state.failed_step))
@@ -540,23 +543,16 @@ def apply_gradients_checked(
     flags = details = None  # per-check flags and details: built in the failure branch on one replica
     if replicas > 1:
         # Every replica needs every replica's per-check flags (all skip together, and the error
-        # names the check that failed anywhere): exact details (hence flags) only where the fast
-        # test failed, computed once and reused by `_record`.
-        def failed_branch():
-            counts, values = _details(found)
-            return tf.cast(counts > 0, tf.int32), counts, values
-
-        def passed_branch():
-            return (tf.zeros([len(found)], tf.int32), *_passed_details(found))
-
-        flags, *details = tf.cond(any_failed, failed_branch, passed_branch)
+        # names the check that failed anywhere): exact details (their counts give the flags) only
+        # where the fast test failed, computed once and reused by `_record`.
+        details = tf.cond(any_failed, lambda: _details(found), lambda: _passed_details(found))
     if (
         context is None
         or tf.__internal__.distribute.strategy_supports_no_merge_call()
         or replicas == 1
     ):
         if replicas > 1:  # all replicas skip together
-            flags = context.all_reduce(tf.distribute.ReduceOp.SUM, flags) > 0
+            flags = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(details[0] > 0, tf.int32)) > 0
             any_failed = tf.reduce_any(flags)
         # A failure not yet reported on the host keeps skipping updates (StepCheck resets it), so
         # the weights stay those before the bad batch even when the host reads the state later.
@@ -578,23 +574,21 @@ def apply_gradients_checked(
         gradients,
         variables,
         found,
-        flags,
         details,
         optimizer is distiller.optimizer,
     )
 
 
-def _apply_cross_replica(
-    context, check_state, optimizer, gradients, variables, found, flags, details, counts_step
-):
+def _apply_cross_replica(context, check_state, optimizer, gradients, variables, found, details, counts_step):
     """As `keras.optimizers.LossScaleOptimizer`: a cond whose branch calls `merge_call` must run in
-    cross-replica context, so decide there from every replica's flags. The error reports the
+    cross-replica context, so decide there from every replica's counts. The error reports the
     failed check's bad values summed over the replicas and the first bad value of the first
     replica that holds one (`details`: each replica's `_details`, zeros where its checks passed)."""
 
-    def merge(distribution, flags, gradients, counts, values):
-        bad = distribution.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
-        failed = tf.logical_or(tf.reduce_any(bad > 0), tf.not_equal(check_state.code, 0))
+    def merge(distribution, gradients, counts, values):
+        # [replicas, checks]: every replica's counts and values, on the host's device
+        local_counts = tf.stack([tf.identity(c) for c in distribution.experimental_local_results(counts)])
+        failed = tf.logical_or(tf.reduce_any(local_counts > 0), tf.not_equal(check_state.code, 0))
 
         def apply_fn():
             distribution.extended.call_for_each_replica(
@@ -602,26 +596,16 @@ def _apply_cross_replica(
             )
 
         def record_fn():
-            index = tf.argmax(tf.cast(bad > 0, tf.int32), output_type=tf.int32)
-            codes = tf.constant([check_state.code_of(name) for name, _, _, _ in found], tf.int32)
-            # [replicas, checks]: every replica's counts and values, on the host's device
-            local_counts = tf.stack([tf.identity(c) for c in distribution.experimental_local_results(counts)])
+            index = tf.argmax(tf.cast(tf.reduce_any(local_counts > 0, axis=0), tf.int32), output_type=tf.int32)
             local_values = tf.stack([tf.identity(v) for v in distribution.experimental_local_results(values)])
             column = tf.gather(local_counts, index, axis=1)
             replica = tf.argmax(tf.cast(column > 0, tf.int32), output_type=tf.int32)
-            first = tf.equal(check_state.code, 0)
-            check_state.code.assign(tf.where(first, tf.gather(codes, index), check_state.code))
-            check_state.failed_step.assign(
-                tf.where(first, check_state.step, check_state.failed_step)
-            )
-            check_state.count.assign(tf.where(first, tf.reduce_sum(column), check_state.count))
-            check_state.value.assign(
-                tf.where(first, tf.gather_nd(local_values, tf.stack([replica, index])), check_state.value)
-            )
+            value = tf.gather_nd(local_values, tf.stack([replica, index]))
+            _store(check_state, found, index, tf.reduce_sum(column), value)
 
         tf.cond(failed, record_fn, apply_fn)
         if counts_step:
             check_state.step.assign_add(1)
 
-    # Per-replica values (flags, gradients, details) must pass through `merge_call` to be usable there.
-    context.merge_call(merge, args=(flags, gradients, *details))
+    # Per-replica values (gradients, details) must pass through `merge_call` to be usable there.
+    context.merge_call(merge, args=(gradients, *details))

@@ -679,7 +679,6 @@ class Distiller(compat.TrainerOverrides, keras.Model):
 
     # ---------------------------------------------------------------- checks before training
     check_first_batch = True  # set False on an instance to skip `keras_kd.validation` in fit/evaluate
-    check_values = True  # set False on an instance to skip the in-graph step checks (`keras_kd.checks`)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after `keras_kd.validation.check_first_batch` on `x` and `validation_data`."""

@@ -230,6 +230,12 @@ def _hypermodel(
                 opt.learning_rate = learning_rate
             return opt
 
+        def _compiled(self, student, loss, alpha):
+            distiller = Distiller(student=student, teacher=None, distillation_loss=loss, alpha=alpha)
+            distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile,
+                              steps_per_execution=steps_per_execution)
+            return distiller
+
         def build(self, hp):
             if self.refreeze:
                 # KerasTuner collected just before this call (`Tuner._try_build`): freeze the survivors
@@ -240,12 +246,7 @@ def _hypermodel(
             loss_name = hp.Choice("loss", list(losses))
             student = build_student()
             if not self.reuse:
-                distiller = Distiller(
-                    student=student, teacher=None, distillation_loss=make_loss(loss_name, temperature), alpha=alpha
-                )
-                distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile,
-                                  steps_per_execution=steps_per_execution)
-                return distiller
+                return self._compiled(student, make_loss(loss_name, temperature), alpha)
             group = _has_temperature(loss_name)
             pooled = self._pool.get(group)
             if pooled is not None and _same_weights(pooled[0].student, student):
@@ -255,9 +256,7 @@ def _hypermodel(
                     variable.assign(value)  # a fresh optimizer: step 0, zero moments
             else:
                 switch = LossSwitch([name for name in losses if _has_temperature(name) == group], temperature)
-                distiller = Distiller(student=student, teacher=None, distillation_loss=switch, alpha=alpha)
-                distiller.compile(optimizer=self._new_optimizer(), metrics=list(metrics), jit_compile=jit_compile,
-                                  steps_per_execution=steps_per_execution)
+                distiller = self._compiled(student, switch, alpha)
                 if distiller.student.built:
                     distiller.optimizer.build(distiller.trainable_variables)
                     self._pool[group] = (distiller, [v.numpy() for v in distiller.optimizer.variables])

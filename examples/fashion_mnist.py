@@ -128,23 +128,12 @@ def build_teacher(recipe="a"):
     return build_cnn(name=f"cnn_teacher_{recipe}", **TEACHERS[recipe]["model"])
 
 
-def build_mlp(hidden, dropout, name):
-    """Flatten, then Dense(relu) (+ dropout) blocks of widths `hidden`, then 10 logits."""
-    import keras
-
-    layers = [keras.Input((28, 28, 1)), keras.layers.Flatten()]
-    for width in hidden:
-        layers.append(keras.layers.Dense(width, activation="relu"))
-        if dropout:
-            layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(10))
-    return keras.Sequential(layers, name=name)
-
-
 def build_student(kind="cnn8"):
     spec = STUDENTS[kind]
-    if "mlp" in spec:
-        return build_mlp(spec["mlp"], spec["dropout"], name=f"mlp_student_{kind}")
+    if "mlp" in spec:  # the library's MLP (keras_kd.models.vision): Flatten, Dense(relu) blocks, logits
+        from keras_kd.models.vision import build_mlp
+
+        return build_mlp((28, 28, 1), 10, hidden=spec["mlp"], dropout=spec["dropout"], name=f"mlp_student_{kind}")
     return build_cnn(name=f"cnn_student_{kind}", **spec)
 
 

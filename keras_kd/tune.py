@@ -96,7 +96,7 @@ class LossSwitch:
         if tempered.pop():
             self.temperature_variable = self.losses[0].temperature_variable
             for loss in self.losses[1:]:
-                loss._temperature_variable = self.temperature_variable  # one variable, read by every loss
+                loss.share_temperature(self.temperature_variable)  # one variable, read by every loss
         self.needs_labels = any(getattr(loss, "needs_labels", False) for loss in self.losses)
         self.index = keras.Variable(0, dtype="int32", trainable=False, name="loss_index")
 

@@ -60,6 +60,27 @@ class TemperatureLoss(keras.losses.Loss):
             self._temperature_variable = CheckedVariable(self._temperature_value, "temperature")
         return self._temperature_variable
 
+    def share_temperature(self, variable):
+        """Read the temperature from `variable` from now on, e.g. another loss' `temperature_variable`.
+
+        Several losses that must follow one temperature (a schedule, a tuner's trial) share one
+        variable this way. `variable` is a scalar float `keras.Variable` whose value is a valid
+        temperature; the loss' own value (or variable) is no longer read. Returns `variable`.
+        """
+        if not isinstance(variable, keras.Variable):
+            raise TypeError(
+                "`variable` must be a keras.Variable (e.g. another loss' `temperature_variable`). "
+                f"Received: variable={variable!r} of type {type(variable).__name__}"
+            )
+        if tuple(variable.shape) != () or "float" not in str(variable.dtype):
+            raise ValueError(
+                "`variable` must be a scalar float variable. "
+                f"Received: shape={tuple(variable.shape)}, dtype={variable.dtype}"
+            )
+        check_temperature(variable)
+        self._temperature_variable = variable
+        return variable
+
     def get_config(self):
         config = super().get_config()
         config["temperature"] = config_float(self.temperature)

@@ -114,6 +114,35 @@ def test_the_loss_owns_its_temperature_variable():
     assert any(v is distiller.temperature for v in distiller.non_trainable_variables)  # saved with it
 
 
+def test_losses_share_one_temperature_variable():
+    first, second = losses.KLDivergence(temperature=2.0), losses.SoftTargetCrossEntropy(temperature=7.0)
+    shared = second.share_temperature(first.temperature_variable)
+    assert shared is first.temperature_variable is second.temperature_variable is second.temperature
+    first.temperature = 4.0  # one assignment moves both losses
+    assert second.get_config()["temperature"] == 4.0
+    teacher, student = np.array([[3.0, 1.0, -2.0]]), np.array([[-1.0, 2.0, 0.5]])
+    t, s = teacher / 4.0, student / 4.0
+    p = np.exp(t - np.log(np.exp(t).sum()))
+    log_q = s - np.log(np.exp(s).sum())
+    np.testing.assert_allclose(float(second(teacher, student)), 16.0 * -(p * log_q).sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "variable, error, message",
+    [
+        (2.0, TypeError, r"`variable` must be a keras.Variable .* Received: variable=2.0 of type float"),
+        (keras.Variable([1.0, 2.0], trainable=False), ValueError, r"must be a scalar float variable. Received: shape=\(2,\)"),
+        (keras.Variable(2, dtype="int32", trainable=False), ValueError, r"Received: shape=\(\), dtype=int32"),
+        (keras.Variable(-1.0, trainable=False), ValueError, r"`temperature` must be > 0. Received: temperature=-1.0"),
+    ],
+)
+def test_share_temperature_refuses_what_is_not_a_temperature(variable, error, message):
+    loss = losses.KLDivergence(temperature=2.0)
+    with pytest.raises(error, match=message):
+        loss.share_temperature(variable)
+    assert loss.temperature == 2.0  # unchanged
+
+
 def test_losses_without_temperature_have_none():
     assert Distiller(tiny(2, "student"), tiny(8, "teacher"), losses.MSELogits()).temperature is None
 

@@ -11,7 +11,7 @@ wheels, readable offline (the first four with the standard library):
 | `sphinx`     | `pip install --no-deps sphinx`                               | ~70 languages, doc-tool messages (BSD-2)|
 | `pycountry`  | `pip install pycountry`                                      | ISO country/language/currency/script names, ~160 locales (LGPL-2.1) |
 | `babel`      | `pip install babel`                                          | CLDR display names of territories, languages, currencies, scripts (Unicode license) |
-| `apps`       | `pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk django-allauth django-two-factor-auth djangorestframework apache-superset misago mercurial` | UI strings and help sentences of web apps and tools, whichever are installed (Weblate GPL-3.0+; pretix AGPL-3.0; Superset Apache-2.0; Wagtail, Oscar, django CMS, helpdesk, DRF BSD-3; allauth, two-factor MIT; Misago GPL-2.0; Mercurial GPL-2.0+) |
+| `apps`       | `pip install --no-deps` the wheels in `APP_DISTRIBUTIONS` (`make data-extra`) | UI strings and help sentences of web apps and tools, whichever are installed (Weblate GPL-3.0+; pretix AGPL-3.0; Superset Apache-2.0; Wagtail, Oscar, django CMS, helpdesk, DRF BSD-3; allauth, two-factor MIT; Misago GPL-2.0; Mercurial GPL-2.0+) |
 
 `load_parallel` reads the installed catalogs; `read_parallel_file` reads your own `.tsv` / `.csv` /
 `.jsonl` pairs; `split_held_out` holds out English strings that no training pair touches.
@@ -43,6 +43,20 @@ APPS = (  # import names of web apps whose wheels ship gettext catalogs (source 
     "two_factor",
     "rest_framework",
     "superset",
+    "misago",
+    "mercurial",
+)
+APP_DISTRIBUTIONS = (  # the wheels that install `APPS` (pip names; requirements-data-extra.txt lists the same)
+    "weblate",
+    "pretix",
+    "wagtail",
+    "django-oscar",
+    "django-cms",
+    "django-helpdesk",
+    "django-allauth",
+    "django-two-factor-auth",
+    "djangorestframework",
+    "apache-superset",
     "misago",
     "mercurial",
 )
@@ -230,8 +244,7 @@ _INSTALL = {
     "sphinx": "pip install --no-deps sphinx",
     "pycountry": "pip install pycountry",
     "babel": "pip install babel",
-    "apps": "pip install --no-deps weblate pretix wagtail django-oscar django-cms django-helpdesk "
-    "django-allauth django-two-factor-auth djangorestframework apache-superset misago mercurial",
+    "apps": "pip install --no-deps " + " ".join(APP_DISTRIBUTIONS),
 }
 
 
@@ -246,7 +259,7 @@ def load_parallel(languages, sources=DEFAULT_SOURCES, dedupe=True):
     Args:
         languages: language codes (`"zh_CN"`, `"de"`, `"fr_FR"`, ...); see `languages_match`.
         sources: any of `SOURCES` (`"jupyterlab"`, `"django"`, `"sphinx"`, `"pycountry"`,
-            `"babel"`); default `DEFAULT_SOURCES` (JupyterLab and Django).
+            `"babel"`, `"apps"`); default `DEFAULT_SOURCES` (JupyterLab and Django).
         dedupe: drop repeated `(english, translation)` pairs (within a language, across sources).
 
     Returns:

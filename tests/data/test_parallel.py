@@ -1,6 +1,7 @@
 """Parallel sentence pairs from JupyterLab language packs and Django catalogs."""
 
 import json
+import pathlib
 import struct
 
 import pytest
@@ -106,6 +107,13 @@ def test_load_parallel_errors():
         parallel.load_parallel("xx", sources="django")
     with pytest.raises(ValueError, match=r"Unknown source 'transifex'"):
         parallel.load_parallel("de", sources=("transifex",))
+
+
+def test_apps_install_hint_lists_the_extra_requirements():
+    listed = pathlib.Path(__file__).parents[2].joinpath("requirements-data-extra.txt").read_text().splitlines()
+    assert parallel.APP_DISTRIBUTIONS == tuple(line for line in listed if line and not line.startswith("#"))
+    with pytest.raises(ValueError, match=r"Install one: pip install --no-deps weblate pretix wagtail .* misago mercurial\. "):
+        parallel.load_parallel("xx", sources="apps")
 
 
 def test_more_installed_sources():

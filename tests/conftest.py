@@ -18,7 +18,6 @@ except RuntimeError:  # TF already initialized by another plugin: keep what is t
 
 import keras  # noqa: E402
 
-
 _tests_since_gc = 0
 
 

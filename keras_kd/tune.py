@@ -272,6 +272,23 @@ def _hypermodel(
     return DistillationHyperModel()
 
 
+def _validation_dataset(validation_data, batch_size):
+    """Validation arrays `(x, y[, sample_weight])` as a batched, in-memory `tf.data.Dataset`, built once.
+
+    `fit` otherwise converts the arrays again for every validation pass (every epoch of every trial);
+    the batches, their order and so the scores are the same. Anything else (a dataset, a generator,
+    arrays with `batch_size=None`) is returned unchanged.
+    """
+    import tensorflow as tf
+
+    if batch_size is None or not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        return validation_data
+    leaves = tf.nest.flatten(tuple(validation_data))
+    if not leaves or not all(isinstance(leaf, (np.ndarray, tf.Tensor)) for leaf in leaves):
+        return validation_data
+    return tf.data.Dataset.from_tensor_slices(tuple(validation_data)).batch(batch_size).cache()
+
+
 def _same_weights(model, other):
     """Whether two models hold weights of the same shapes and dtypes, in the same order."""
     mine, theirs = model.weights, other.weights
@@ -316,9 +333,10 @@ def search(
         max_trials: number of trials (the grid has `len(temperatures) · len(alphas) · len(losses)`).
         epochs: student epochs per trial.
         validation_batch_size: the batch size in which `validation_data` arrays are scored after
-            every epoch (`fit(validation_batch_size=...)`; ignored for a dataset, which is already
-            batched). Scores do not depend on it beyond float rounding; a large batch costs far
-            less than Keras' default of 32 on a validation split of thousands of examples.
+            every epoch (ignored for a dataset, which is already batched; `None`: Keras' default).
+            Scores do not depend on it beyond float rounding; a large batch costs far less than
+            Keras' default of 32 on a validation split of thousands of examples. The arrays are
+            batched into an in-memory dataset once per search, not once per validation pass.
         tuner: `"random"`, `"grid"` or `"bayesian"` (KerasTuner's RandomSearch, GridSearch,
             BayesianOptimization).
         objective: the validation metric to maximize (`"val_accuracy"`).
@@ -401,7 +419,7 @@ def search(
         search_tuner = tuner_class(hypermodel, **common)
         search_tuner.search(
             train_data,
-            validation_data=validation_data,
+            validation_data=_validation_dataset(validation_data, validation_batch_size),
             validation_batch_size=validation_batch_size,
             epochs=epochs,
             callbacks=callbacks,

@@ -227,6 +227,23 @@ def test_validation_batch_size_and_steps_per_execution_change_the_cost_not_the_s
             np.testing.assert_allclose(loss, reference[key][1], rtol=1e-5)
 
 
+def test_validation_arrays_are_batched_once_into_the_same_batches():
+    _, (x, y) = _task()
+    dataset = tune._validation_dataset((x, y), 12)
+    batches = list(dataset.as_numpy_iterator())
+    assert [len(b[1]) for b in batches] == [12, 12, 8]
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    weighted = list(tune._validation_dataset([x, y, np.ones(len(y))], 32).as_numpy_iterator())
+    assert len(weighted) == 1 and len(weighted[0]) == 3
+    # Left to fit as given: Keras' default batch size, a dataset, non-array inputs.
+    assert tune._validation_dataset((x, y), None) == (x, y)
+    ready = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    assert tune._validation_dataset(ready, 12) is ready
+    listed = (x.tolist(), y.tolist())
+    assert tune._validation_dataset(listed, 12) is listed
+
+
 def test_cli_tune_on_a_csv_source(tmp_path):
     """`keras-kd tune --config`: the config's teacher labels the training split once, the trials train
     the config's student on those outputs, and `tune.md` lists them best first."""

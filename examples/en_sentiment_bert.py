@@ -8,6 +8,11 @@
    top encoder layers + head are fine-tuned for `--teacher-epochs` epochs (AdamW, warm-up + cosine
    decay, batch 32, reviews cut at 64 WordPieces: 99.9 % of them are shorter). Weights and a JSON
    with its test accuracy and recipe are cached under `.cache/examples/en_sentiment_bert/`.
+   `--ngram-teacher`: the teacher is an ensemble of MiniLM and a lexical model, a linear bag of hashed
+   WordPiece 1-2-grams (`keras_kd.models.ngram.build_ngram_bag`, 2.1 M params, a few seconds to train)
+   fitted on the student-training reviews only; its targets are the mean of the two models'
+   log-probabilities (`mean_log_probabilities`). `--teacher-data fit` fine-tunes MiniLM without the
+   validation reviews (cached under its own name).
 2. Transfer set (Tang et al. 2019): the student-training reviews, `--augment-copies` augmented
    copies of each (`augment_text`: word masking, word deletion, n-gram sampling) and the corpus's
    1,084 unique unlabelled `plot` summaries (+ their augmented copies) and, with `--unlabelled N`, N
@@ -27,9 +32,10 @@
    only, the better by validation accuracy (`--scratch-data best`); the unlabelled rows have no gold
    label. Every arm keeps the epoch with the best accuracy on 1,000 held-out training reviews (the
    validation set, which also chose the recipe); the 2,551 test reviews are scored once.
-   Results JSON: `--vocab trim --embed-dim 60 --unlabelled 48000 --loss mse`.
-4. TFLite: both models exported with `keras_kd.export.tflite`; batch-1 latency (median,
-   `keras_kd.reports.measure`) of the two compared in the same run.
+   Results JSON: `--vocab trim --embed-dim 60 --unlabelled 48000 --loss mse --ngram-teacher`.
+4. TFLite: student and MiniLM teacher exported with `keras_kd.export.tflite`; batch-1 latency (median,
+   `keras_kd.reports.measure`) of the two compared in the same run (with `--ngram-teacher` the
+   ensemble runs MiniLM and the n-gram bag, so it is slower than MiniLM alone).
 """
 
 import json
@@ -267,6 +273,9 @@ def prepare_teacher(args, folder=FOLDER, limit=None):
     x_train, y_train, x_test, y_test = data["train"], data["y_train"], data["test"], data["y_test"]
     if limit:
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
+    if getattr(args, "teacher_data", "all") == "fit":  # without the validation reviews: validation stays honest
+        fit_rows, _ = split_validation(len(y_train), min(VAL_SIZE, len(y_train) // 4))
+        x_train, y_train = x_train[fit_rows], y_train[fit_rows]
     if not (folder / "wordpiece_table_pretrained.npy").exists():
         np.save(folder / "wordpiece_table_pretrained.npy", teacher.backbone.token_embedding.embeddings.numpy())
     recipe = {"frozen_layers": args.frozen_layers, "epochs": args.teacher_epochs, "learning_rate": args.teacher_lr,
@@ -274,6 +283,8 @@ def prepare_teacher(args, folder=FOLDER, limit=None):
               "head_warmup": "3 epochs Adam 1e-2 on the frozen encoder", "sequence_length": SEQUENCE_LENGTH,
               "train_reviews": int(len(y_train))}
     tag = f"top{6 - args.frozen_layers}_e{args.teacher_epochs}_lr{args.teacher_lr:g}"
+    if getattr(args, "teacher_data", "all") == "fit":
+        tag += "_fit"
     weights, info_path = folder / f"teacher_{tag}.npz", folder / f"teacher_{tag}.json"
     if weights.exists():
         teacher.head = keras_kd.teachers.finetune.make_head(2)
@@ -386,6 +397,33 @@ def logits_only(student):
     return keras.Model(student.input, student.output["logits"], name=f"{student.name}_logits")
 
 
+NGRAM_TEACHER = {"buckets": 2**20, "ngrams": (1, 2), "epochs": 3, "learning_rate": 1e-2, "batch_size": 64}
+
+
+def train_ngram_teacher(x_fit, y_fit, seed=0, buckets=2**20, ngrams=(1, 2), epochs=3, learning_rate=1e-2, batch_size=64):
+    """The lexical teacher of `--ngram-teacher`: a linear bag of hashed WordPiece 1-2-grams
+    (`keras_kd.models.ngram.build_ngram_bag`, 2**20 buckets), cross-entropy on the gold labels of the
+    student-training reviews only (Adam, batch 64, 3 epochs: chosen by its own validation accuracy)."""
+    import keras
+
+    from keras_kd.models.ngram import build_ngram_bag
+
+    _common.set_seed(seed)
+    model = build_ngram_bag(sequence_length=x_fit.shape[1], buckets=buckets, ngrams=ngrams, name="wordpiece_ngram_bag")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_fit, y_fit, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    return model
+
+
+def mean_log_probabilities(*logits):
+    """Ensemble target: the mean of the models' log-probabilities, centred per row (same softmax; the
+    MSE-on-logits loss then sees no per-row offset)."""
+    logits = [np.asarray(z, "float64") for z in logits]
+    mean = np.mean([z - np.logaddexp.reduce(z, axis=-1, keepdims=True) for z in logits], 0)
+    return (mean - mean.mean(-1, keepdims=True)).astype("float32")
+
+
 def student_vocabulary(args, transfer, vocab_size, folder=FOLDER):
     """`(student_vocab_size, lookup, table)`: the student's vocabulary (all teacher WordPieces, or with
     `--vocab trim` those in the transfer set, `keras_kd.students.trim_vocabulary`), the teacher-id ->
@@ -483,6 +521,9 @@ def main(argv=None):
     p.add_argument("--frozen-layers", type=int, default=2, help="teacher: frozen lower encoder layers (of 6)")
     p.add_argument("--teacher-epochs", type=int, default=2)
     p.add_argument("--teacher-lr", type=float, default=5e-5)
+    p.add_argument("--teacher-data", default="all", choices=("all", "fit"),
+                   help="teacher fine-tuned on all training reviews, or on the student-training reviews only "
+                        "(`fit`: the validation reviews stay unseen by every model)")
     p.add_argument("--augment-copies", type=int, default=3)
     p.add_argument("--kd-epochs", type=int, default=4, help="student epochs over its training set (both arms)")
     p.add_argument("--init", default="pca", choices=("random", "pca"))
@@ -502,6 +543,9 @@ def main(argv=None):
     p.add_argument("--unlabelled-sdist", default=str(_common.ROOT / ".cache" / "data" / UNLABELLED_SDIST))
     p.add_argument("--scratch-data", default="best", choices=("best", "augmented", "reviews"),
                    help="scratch arm's data: reviews + augmented copies, reviews only, or the better by validation")
+    p.add_argument("--ngram-teacher", action="store_true",
+                   help="teacher = MiniLM + a WordPiece 1-2-gram bag trained on the student-training reviews "
+                        "(mean log-probabilities)")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--skip-scratch", action="store_true", help="only the distilled student (for sweeps)")
     args = p.parse_args(argv)
@@ -527,12 +571,32 @@ def main(argv=None):
     transfer = transfer_set(teacher, tag, args.augment_copies, folder, limit,
                             unlabelled=args.unlabelled, unlabelled_sdist=args.unlabelled_sdist,
                             unlabelled_copies=args.unlabelled_copies)
+    ensemble = None
+    if args.ngram_teacher:  # a lexical teacher beside MiniLM, fitted on the student-training reviews only
+        fit_rows, _ = split_validation(len(y_train), min(VAL_SIZE, len(y_train) // 4))
+        config = {**NGRAM_TEACHER, "epochs": 1 if args.smoke else NGRAM_TEACHER["epochs"]}
+        with _common.Timer() as t:
+            ngram = train_ngram_teacher(x_train[fit_rows], y_train[fit_rows], **config)
+        run = teacher_runner(teacher)
+        logits = {split: (run(x)["logits"], ngram.predict(x, batch_size=4096, verbose=0))
+                  for split, x in (("val", x_val), ("test", x_test))}
+        ensemble = {"ngram_params": int(ngram.count_params()), "ngram_train_s": t.seconds, "ngram_recipe": config,
+                    **{f"{name}_{split}_accuracy": _common.accuracy(z, y)
+                       for split, y in (("val", y_val), ("test", y_test))
+                       for name, z in zip(("minilm", "ngram", "ensemble"),
+                                          (*logits[split], mean_log_probabilities(*logits[split])), strict=True)}}
+        transfer = {**transfer, "logits": mean_log_probabilities(
+            transfer["logits"], ngram.predict(transfer["token_ids"], batch_size=4096, verbose=0))}
+        print(f"[{NAME}] n-gram teacher ({ensemble['ngram_params']:,} params, {t.seconds:.0f}s): "
+              + ", ".join(f"{k} {v:.4f}" for k, v in ensemble.items() if k.endswith("accuracy")), flush=True)
     vocab_size, lookup, table = student_vocabulary(args, transfer, teacher.backbone.vocabulary_size, folder)
     x_test_teacher = x_test
     if lookup is not None:  # the student reads its own (trimmed) ids: remapping is part of its tokenizer
         transfer = {**transfer, "token_ids": lookup[transfer["token_ids"]]}
         x_val, x_test = lookup[x_val], lookup[x_test]
     teacher_acc, teacher_params = info["test_accuracy"], info["params"]
+    if ensemble:
+        teacher_acc, teacher_params = ensemble["ensemble_test_accuracy"], teacher_params + ensemble["ngram_params"]
     n_labelled = int((transfer["labels"] >= 0).sum())
     print(f"[{NAME}] transfer set {len(transfer['labels'])} texts ({n_labelled} with gold labels); init {args.init}; student vocabulary {vocab_size}", flush=True)
 
@@ -565,6 +629,8 @@ def main(argv=None):
     recipe = info.get("recipe", {})
     common = (f"same student, {args.init} embedding init, Adam {args.lr:g} cosine, batch {args.batch_size}, "
               f"{args.kd_epochs} epochs, best epoch on {len(y_val)} held-out training reviews")
+    minilm_note = (f"top {6 - recipe.get('frozen_layers', args.frozen_layers)} encoder layers + head fine-tuned, "
+                   f"{recipe.get('epochs', args.teacher_epochs)} epoch(s) on {recipe.get('train_reviews', len(y_train)):,} reviews")
     rows = [
         {
             "model": "all-MiniLM-L6-v2 fine-tuned (KerasHubTeacher + head)",
@@ -572,11 +638,17 @@ def main(argv=None):
             "params": teacher_params,
             "metrics": {"accuracy": teacher_acc},
             "time_s": info.get("finetune_s", 0.0),
-            "note": f"top {6 - recipe.get('frozen_layers', args.frozen_layers)} encoder layers + head fine-tuned, "
-                    f"{recipe.get('epochs', args.teacher_epochs)} epoch(s) on {len(y_train):,} reviews; "
-                    f"{len(y_test):,} test reviews",
+            "note": f"{minilm_note}; {len(y_test):,} test reviews",
         },
     ]
+    if ensemble:
+        rows[0].update(
+            model="ensemble: all-MiniLM-L6-v2 fine-tuned + WordPiece 1-2-gram bag (mean log-probabilities)",
+            time_s=info.get("finetune_s", 0.0) + ensemble["ngram_train_s"],
+            note=f"MiniLM ({info['params']:,} params; {minilm_note}): test {ensemble['minilm_test_accuracy']:.4f}; "
+                 f"n-gram bag ({ensemble['ngram_params']:,} params; {NGRAM_TEACHER['epochs']} epochs on the "
+                 f"{len(y_train) - len(y_val):,} student-training reviews): test {ensemble['ngram_test_accuracy']:.4f}; "
+                 f"{len(y_test):,} test reviews")
     scratch_arm = None
     candidates = [arm for arm in arms if arm.startswith("scratch")]
     if candidates:  # the scratch recipe is chosen on the validation reviews (mean over seeds), never on test
@@ -613,6 +685,8 @@ def main(argv=None):
     summary = {
         "teacher_accuracy": teacher_acc,
         "teacher_recipe": recipe,
+        **({"ngram_teacher": ensemble, "fraction_of_minilm_teacher": kd_acc / ensemble["minilm_test_accuracy"],
+            "param_ratio_to_minilm": student_params / info["params"]} if ensemble else {}),
         "scratch_accuracy": scratch_acc,
         "distilled_accuracy": kd_acc,
         "fraction_of_teacher": kd_acc / teacher_acc,

@@ -57,9 +57,8 @@ class _CountingTeacher:
 
 def test_labelled_cache_is_reused_only_for_the_same_texts(tmp_path):
     sys.path.insert(0, str(EXAMPLES))
-    import numpy as np
-
     import en_sentiment_bert
+    import numpy as np
 
     teacher, path = _CountingTeacher(), tmp_path / "part.npz"
     labels = np.array([1, -1], "int32")

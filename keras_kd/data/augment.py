@@ -259,7 +259,10 @@ def expand_with_augmentations(dataset, augmentation, copies=1):
     """The dataset followed by `copies` augmented passes over it (a larger transfer set to cache).
 
     Each batch's whole `x` (both views when `x` is a distillation dict) is augmented, so a teacher
-    run afterwards (online or `cache_teacher_outputs`) labels exactly what the student sees.
+    run afterwards (online or `cache_teacher_outputs`) labels exactly what the student sees. The
+    batches of a copy are augmented one after the other, so its random draws follow the batch
+    order: the same seeds give the same transfer set in every run (a parallel map would let its
+    threads draw from the shared random state in whatever order they run).
     """
 
     def augment_all(x, *rest, augmentation=augmentation):
@@ -272,10 +275,7 @@ def expand_with_augmentations(dataset, augmentation, copies=1):
     expanded = dataset
     for index in range(copies):
         expanded = expanded.concatenate(
-            dataset.map(
-                functools.partial(augment_all, augmentation=_reseeded(augmentation, index)),
-                num_parallel_calls=tf.data.AUTOTUNE,
-            )
+            dataset.map(functools.partial(augment_all, augmentation=_reseeded(augmentation, index)))
         )
     return expanded
 

@@ -379,3 +379,20 @@ def test_labelled_mixing_errors_and_composition():
     np.testing.assert_array_equal(out["images"].numpy(), composed(images, seed=[1, 2]).numpy())
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(composed))
     assert restored.augmentations[2].num_classes == 3
+
+
+def test_augmented_copies_are_reproducible_with_the_same_seeds():
+    """Every copy's random draws follow the element order: the same seeds give the same transfer set
+    (the batches of a parallel map would draw from the shared random state in thread order)."""
+    ids = np.random.default_rng(0).integers(1, 8192, size=(4096, 128)).astype("int32")
+
+    def transfer_set():
+        keras.utils.set_random_seed(0)
+        augmentation = augment.TokenAugmentation(delete_rate=0.1, num_swaps=2, ngram_rate=0.25, max_n=64, seed=0)
+        dataset = tf.data.Dataset.from_tensor_slices(ids).batch(256)
+        return np.concatenate(list(augment.expand_with_augmentations(dataset, augmentation, copies=4).as_numpy_iterator()))
+
+    first, second = transfer_set(), transfer_set()
+    np.testing.assert_array_equal(first[:4096], ids)  # the originals first
+    assert not np.array_equal(first[4096:8192], first[8192:12288])  # copies differ from each other
+    np.testing.assert_array_equal(first, second)

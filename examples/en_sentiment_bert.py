@@ -417,11 +417,11 @@ def train_ngram_teacher(x_fit, y_fit, seed=0, buckets=2**20, ngrams=(1, 2), epoc
 
 
 def mean_log_probabilities(*logits):
-    """Ensemble target: the mean of the models' log-probabilities, centred per row (same softmax; the
-    MSE-on-logits loss then sees no per-row offset)."""
-    logits = [np.asarray(z, "float64") for z in logits]
-    mean = np.mean([z - np.logaddexp.reduce(z, axis=-1, keepdims=True) for z in logits], 0)
-    return (mean - mean.mean(-1, keepdims=True)).astype("float32")
+    """Ensemble target: the mean of the models' log-probabilities (`keras_kd.teachers.mean_log_probabilities`),
+    centred per row (same softmax; the MSE-on-logits loss then sees no per-row offset)."""
+    from keras_kd.teachers import mean_log_probabilities as ensemble
+
+    return ensemble(logits, center=True)
 
 
 def student_vocabulary(args, transfer, vocab_size, folder=FOLDER):

@@ -420,12 +420,7 @@ def _ensemble_logits(teachers, config, data, split):
     """The teachers' logits on a split (several teachers: their weighted mean of log-probabilities)."""
     if len(teachers) == 1:
         return outputs_of(teachers[0].model, teachers[0].view(data, split))
-    weights = np.asarray([t.config.weight for t in teachers], "float64")
-    weights = weights / weights.sum()
-    total = 0.0
-    for w, t in zip(weights, teachers, strict=True):
-        logits = outputs_of(t.model, t.view(data, split)).astype("float64")
-        log_p = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1, keepdims=True)) \
-            - logits.max(-1, keepdims=True)
-        total = total + w * log_p
-    return np.asarray(total, "float32")
+    from keras_kd.teachers import mean_log_probabilities
+
+    return mean_log_probabilities([outputs_of(t.model, t.view(data, split)) for t in teachers],
+                                  [t.config.weight for t in teachers])

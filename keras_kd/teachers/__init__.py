@@ -7,10 +7,16 @@
 | `TransformersTeacher.from_pretrained(path)` | Hugging Face `transformers` 4.x TF models (`[hf]` extra) |
 | `SavedModelTeacher(path, signature=...)` | any TensorFlow SavedModel signature |
 
-`fine_tune_head` trains a classification head on a backbone teacher.
+`fine_tune_head` trains a classification head on a backbone teacher; `mean_log_probabilities`
+combines several teachers' logits into one ensemble target.
 """
 
-from keras_kd.teachers.base import OUTPUT_KEYS, TeacherAdapter, as_output_dict
+from keras_kd.teachers.base import (
+    OUTPUT_KEYS,
+    TeacherAdapter,
+    as_output_dict,
+    mean_log_probabilities,
+)
 from keras_kd.teachers.finetune import fine_tune_head
 from keras_kd.teachers.keras_hub import KerasHubTeacher
 from keras_kd.teachers.keras_model import KerasTeacher
@@ -26,4 +32,5 @@ __all__ = [
     "TransformersTeacher",
     "as_output_dict",
     "fine_tune_head",
+    "mean_log_probabilities",
 ]

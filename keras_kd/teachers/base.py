@@ -3,10 +3,37 @@
 import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_kd import _keras_compat as compat
 from keras_kd.outputs import OUTPUT_KEYS, as_output_dict  # noqa: F401  (re-exported)
+
+
+def mean_log_probabilities(logits, weights=None, center=False):
+    """Several teachers' logits as one ensemble target: the weighted mean of their log-probabilities.
+
+    `logits`: a sequence of `(..., classes)` arrays, one per teacher; `weights`: one non-negative
+    number per teacher (normalised to sum 1; default equal). Computed in float64, returned as
+    float32 log-probabilities (their softmax is the normalised geometric mean of the teachers'
+    distributions). `center=True` subtracts each row's mean instead: the same softmax, without the
+    per-row offset that a loss on logits (MSE) would otherwise see.
+    """
+    logits = [np.asarray(z, "float64") for z in logits]
+    if not logits:
+        raise ValueError("`logits` must hold at least one teacher's logits. Received: logits=[]")
+    weights = np.ones(len(logits)) if weights is None else np.asarray(weights, "float64")
+    if weights.shape != (len(logits),) or np.any(weights < 0) or not weights.sum() > 0:
+        raise ValueError(
+            f"`weights` must hold {len(logits)} non-negative numbers, not all zero. Received: weights={weights.tolist()}"
+        )
+    weights = weights / weights.sum()
+    total = 0.0
+    for w, z in zip(weights, logits, strict=True):
+        total = total + w * (z - np.logaddexp.reduce(z, axis=-1, keepdims=True))
+    if center:
+        total = total - total.mean(-1, keepdims=True)
+    return np.asarray(total, "float32")
 
 
 def make_head(head, name="head"):

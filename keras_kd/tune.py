@@ -6,7 +6,10 @@ augmented views): a 16-trial search costs about 16 student trainings and **zero*
 passes. The trials share one compiled `Distiller` (two when some searched losses have no
 temperature): fresh student weights and optimizer state per trial, and the trial's loss (a
 `LossSwitch` index), T and alpha assigned to its variables, so the train step is traced once per
-search, not once per trial. The search space is `temperatures × alphas × losses` (losses without a temperature, e.g.
+search, not once per trial (and, as the pooled trials keep the session that KerasTuner clears before
+each trial, its instantiated graph is reused too). With `save_weights="best"` only a trial that
+ends as the best so far writes its weights, once, not every trial after every improving epoch. The
+search space is `temperatures × alphas × losses` (losses without a temperature, e.g.
 `"mse_logits"`, ignore it); the objective is the student's validation metric.
 
 ```python
@@ -42,6 +45,8 @@ LOSSES = ("kl", "dist", "js")
 TUNERS = ("random", "grid", "bayesian")
 #: Batch size of the per-epoch validation pass over arrays (Keras' `fit` default is 32).
 VALIDATION_BATCH_SIZE = 512
+#: `search(save_weights=...)`: which trials' best-epoch weights are written to the trials' folder.
+SAVE_WEIGHTS = ("best", "all")
 
 
 def _keras_tuner():
@@ -185,6 +190,32 @@ class TuneResult:
         return "\n".join([header, *lines])
 
 
+class _BestEpochInMemory(keras.callbacks.Callback):
+    """KerasTuner's `SaveBestEpoch`, keeping the best epoch's weights in memory instead of on disk.
+
+    KerasTuner writes a trial's weights to its checkpoint file after every epoch that improves the
+    objective. `search(save_weights="best")` puts this callback in its place: the weights of the
+    best epoch are copied (`get_weights()`), and `DistillationHyperModel.fit` writes them to the same
+    file at the end of the trial only when the trial is the best one so far (or ties it).
+    """
+
+    def __init__(self, objective, filepath):
+        super().__init__()
+        self.objective = objective
+        self.filepath = filepath
+        self.best_value = None
+        self.weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.objective.has_value(logs):  # as SaveBestEpoch: keep every epoch (the last one)
+            self.weights = self.model.get_weights()
+            return
+        value = self.objective.get_value(logs)
+        if self.best_value is None or self.objective.better_than(value, self.best_value):
+            self.best_value = value
+            self.weights = self.model.get_weights()
+
+
 def _hypermodel(
     kt, build_student, temperatures, alphas, losses, optimizer, learning_rate, metrics, jit_compile, steps_per_execution
 ):
@@ -205,22 +236,47 @@ def _hypermodel(
 
         fit_seconds = []
         reuse = False
+        save_weights = "all"  # `search(save_weights=...)`
         refreeze = False  # gc.freeze() the survivors of KerasTuner's per-trial collection (see `search`)
 
         def __init__(self):
             super().__init__()
             self._pool = {}  # has a temperature -> (distiller, optimizer variables' initial values)
+            self.best_kept = None  # the best objective value among the trials whose weights were written
+            self.saved_trials = set()  # ids of the trials whose weights were written (save_weights="best")
+            self.trial_id = None  # the running trial (set by the tuner's run_trial)
 
         def fit(self, hp, model, *args, **kwargs):
+            keeper = None
+            if self.save_weights == "best":
+                callbacks = kwargs.get("callbacks") or []
+                for index, callback in enumerate(callbacks):
+                    if type(callback).__name__ == "SaveBestEpoch":  # added by KerasTuner's run_trial
+                        keeper = _BestEpochInMemory(callback.objective, callback.filepath)
+                        kwargs["callbacks"] = [*callbacks[:index], keeper, *callbacks[index + 1:]]
+                        break
             start = time.perf_counter()
             history = model.fit(*args, **kwargs)
             self.fit_seconds.append(time.perf_counter() - start)
+            if keeper is not None and keeper.weights is not None:
+                self._keep(model, keeper)
             if any(model is pooled for pooled, _ in self._pool.values()):
                 # This fit ran `keras_kd.validation`'s first-batch checks; the later trials of this
                 # Distiller get the same data and the same student architecture. The in-graph step
                 # checks still run in every step.
                 model.check_first_batch = False
             return history
+
+        def _keep(self, model, keeper):
+            """Write the trial's best epoch to its checkpoint file if no earlier trial was better."""
+            value = keeper.best_value
+            if value is not None and self.best_kept is not None and keeper.objective.better_than(self.best_kept, value):
+                return  # an earlier trial is better: get_best_models() never loads this one
+            if value is not None:
+                self.best_kept = value
+            model.set_weights(keeper.weights)  # the model is rebuilt or re-initialized for the next trial
+            model.save_weights(keeper.filepath)
+            self.saved_trials.add(self.trial_id)
 
         def _new_optimizer(self):
             opt = keras.optimizers.get(optimizer) if isinstance(optimizer, str) else optimizer.__class__.from_config(
@@ -272,6 +328,40 @@ def _hypermodel(
     return DistillationHyperModel()
 
 
+def _tuner_class(kt, name, hypermodel):
+    """KerasTuner's tuner `name`, telling `hypermodel` which trial runs and naming unsaved trials; it keeps
+    the session (and so the pooled Distillers' instantiated functions) between pooled trials."""
+    base = {"random": kt.RandomSearch, "grid": kt.GridSearch, "bayesian": kt.BayesianOptimization}[name]
+
+    class Tuner(base):
+        def _try_build(self, hp):
+            if not hypermodel.reuse:
+                return super()._try_build(hp)
+            # KerasTuner's `_try_build` calls `keras.backend.clear_session()` and `gc.collect()` before
+            # every build. Clearing the session drops TensorFlow's kernel cache, so the pooled
+            # Distillers' traced train and test functions are instantiated and optimized again in
+            # every trial (about 0.8 s CPU per trial on the tuning benchmark, more than the trial's 80
+            # training steps). The pooled Distillers outlive the trials anyway: collect only.
+            gc.collect()
+            return self.hypermodel.build(hp)
+
+        def run_trial(self, trial, *args, **kwargs):
+            hypermodel.trial_id = trial.trial_id
+            return super().run_trial(trial, *args, **kwargs)
+
+        def load_model(self, trial):
+            if hypermodel.save_weights == "best" and trial.trial_id not in hypermodel.saved_trials:
+                raise ValueError(
+                    f"The weights of trial {trial.trial_id} were not saved: `tune.search(save_weights=\"best\")` "
+                    "writes only those of the trials that were the best so far when they ended, so "
+                    "`get_best_models(num_models=1)` works. Pass `save_weights=\"all\"` to keep every trial's."
+                )
+            return super().load_model(trial)
+
+    Tuner.__name__ = Tuner.__qualname__ = base.__name__
+    return Tuner
+
+
 def _validation_dataset(validation_data, batch_size):
     """Validation arrays `(x, y[, sample_weight])` as a batched, in-memory `tf.data.Dataset`, built once.
 
@@ -320,6 +410,7 @@ def search(
     jit_compile="auto",
     steps_per_execution=1,
     reuse_compiled=True,
+    save_weights="best",
     verbose=0,
 ):
     """Search T, alpha and the distillation loss; each trial trains a student on cached outputs.
@@ -347,6 +438,13 @@ def search(
         directory, project_name: where KerasTuner keeps its trials (default: a temporary folder).
         log_dir: a TensorBoard log folder; each trial is logged with its hyperparameters, so
             TensorBoard's HParams dashboard compares them.
+        save_weights: which trials' weights (those of the trial's best epoch) are written to the
+            trials' folder, where `result.tuner.get_best_models()` loads them from. `"best"`: a
+            trial's best epoch is kept in memory and written once, when the trial ends, only if no
+            earlier trial scored higher, so the best trial's weights are on disk
+            (`get_best_models(num_models=1)`) and most trials write nothing. `"all"`: KerasTuner's
+            behaviour, every trial writes its weights after each epoch that improves its score
+            (`get_best_models(num_models=k)` for any k). The trials and scores are the same.
         reuse_compiled: trials share compiled Distillers (one for the losses with a temperature,
             one for those without; see `LossSwitch`) instead of building and tracing one per
             trial. The results are the same; `False` is for checking that.
@@ -377,6 +475,8 @@ def search(
         )
     if tuner not in TUNERS:
         raise ValueError(f"`tuner` must be one of {TUNERS}. Received: tuner={tuner!r}")
+    if save_weights not in SAVE_WEIGHTS:
+        raise ValueError(f"`save_weights` must be one of {SAVE_WEIGHTS}. Received: save_weights={save_weights!r}")
 
     if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
         raise ValueError(
@@ -395,7 +495,8 @@ def search(
         project_name=project_name,
         overwrite=True,
     )
-    tuner_class = {"random": kt.RandomSearch, "grid": kt.GridSearch, "bayesian": kt.BayesianOptimization}[tuner]
+    tuner_class = _tuner_class(kt, tuner, hypermodel)
+    hypermodel.save_weights = save_weights
     hypermodel.fit_seconds = []
     callbacks = []
     if log_dir is not None:

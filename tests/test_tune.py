@@ -125,7 +125,11 @@ def test_trials_reuse_one_compiled_distiller_per_loss_group_with_the_same_result
     from keras_kd import validation as first_batch
 
     for reuse in (True, False):
-        compiled, checked = [], []
+        compiled, checked, cleared = [], [], []
+        clear_ = keras.backend.clear_session
+        monkeypatch.setattr(
+            keras.backend, "clear_session", lambda *a, _c=clear_, _seen=cleared, **k: (_seen.append(1), _c(*a, **k))[1]
+        )
         compile_ = Distiller.compile
         monkeypatch.setattr(
             Distiller,
@@ -163,6 +167,9 @@ def test_trials_reuse_one_compiled_distiller_per_loss_group_with_the_same_result
         # Distiller's first trial only (the same data, the same student architecture)
         assert checked == ["x", "validation_data"] * (2 if reuse else 4)
         assert gc.get_freeze_count() == 0  # the search unfroze the objects it froze
+        # KerasTuner clears the session before each trial's build; the pooled Distillers' trials keep it
+        # (clearing it drops the instantiated train and test functions, rebuilt at a cost in every trial)
+        assert len(cleared) == (0 if reuse else 4)
         # the best trial's weights (saved from the pooled Distiller) load into a fresh Distiller of its loss
         best = result.tuner.get_best_models(num_models=1)[0]
         assert best.distillation_loss.name.startswith(result.best["loss"].split("_")[0])
@@ -170,6 +177,54 @@ def test_trials_reuse_one_compiled_distiller_per_loss_group_with_the_same_result
     for key, histories in runs[True].items():
         # a fresh student (weights of a new `build_student()`), a fresh Adam state, this trial's loss, T and alpha
         np.testing.assert_allclose(histories, runs[False][key], rtol=1e-6, err_msg=str(key))
+
+
+def test_save_weights_best_writes_only_the_best_trials_so_far_with_the_same_results(tmp_path):
+    """`save_weights="best"` (the default) keeps each trial's best epoch in memory and writes it only
+    when the trial ends as the best so far: the same trials and scores as KerasTuner's per-epoch
+    writes (`"all"`), the same best model from `get_best_models()`, a clear error for a trial
+    whose weights were not written."""
+    cached, validation = _task()
+    runs = {}
+    for save in ("best", "all"):
+        directory = tmp_path / save
+        result = tune.search(
+            _seeded_student, cached, validation, temperatures=(1.0, 2.0, 4.0), alphas=(0.5, 1.0), losses=("kl",),
+            tuner="grid", max_trials=6, epochs=2, learning_rate=0.05, directory=str(directory), project_name="p",
+            jit_compile=False, save_weights=save,
+        )
+        trials = sorted(result.tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
+        written = sorted(
+            name[len("trial_"):] for name in os.listdir(directory / "p")
+            if os.path.exists(directory / "p" / name / "checkpoint.weights.h5")
+        )
+        best_model = result.tuner.get_best_models(num_models=1)[0]
+        runs[save] = (
+            [(t.trial_id, t.score, [o.value for o in t.metrics.get_history("val_loss")]) for t in trials],
+            written,
+            [w.numpy() for w in best_model.student.weights],
+            result,
+        )
+    (histories, written, best_weights, result), (histories_all, written_all, best_weights_all, _) = (
+        runs["best"], runs["all"]
+    )
+    assert histories == histories_all and len(histories) == 6
+    assert written_all == [trial_id for trial_id, _, _ in histories_all]  # every trial wrote
+    # written: each trial that scored at least as well as every earlier trial (ties included)
+    expected, best = [], -np.inf
+    for trial_id, score, _ in histories:
+        if score >= best:
+            expected.append(trial_id)
+            best = score
+    assert [score for _, score, _ in histories] == [0.46875, 0.46875, 0.5, 0.4375, 0.46875, 0.5]
+    assert written == expected == ["0", "1", "2", "5"]  # 3 and 4 scored below trial 2
+    for mine, theirs in zip(best_weights, best_weights_all, strict=True):
+        np.testing.assert_array_equal(mine, theirs)  # the best epoch of the best trial, from memory
+    unsaved = next(t for t in result.tuner.oracle.trials.values() if t.trial_id not in written)
+    with pytest.raises(ValueError, match=f"The weights of trial {unsaved.trial_id} were not saved.*save_weights=.all."):
+        result.tuner.load_model(unsaved)
+    with pytest.raises(ValueError, match=r"`save_weights` must be one of \('best', 'all'\). Received: save_weights='none'"):
+        tune.search(_seeded_student, cached, validation, save_weights="none")
 
 
 def test_loss_switch_computes_the_selected_loss_only():

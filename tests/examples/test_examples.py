@@ -123,6 +123,28 @@ def test_multilingual_contrastive_terms():
     assert float(loss) == pytest.approx(2.0 + 0.5 * np.log1p(np.e), rel=1e-6)
 
 
+def test_bag_trainer_cross_term_adds_the_student_student_loss():
+    import multilingual_embeddings as ml
+    import numpy as np
+
+    # rows 0-2: the English strings (row = English id); rows 3-5: a translation of each
+    texts = ["Save file", "Open", "Close window", "Datei speichern", "Öffnen", "关闭窗口"]
+    english = np.array([0, 1, 2, 0, 1, 2])
+    ids = ml.ngram_ids(texts, buckets=256, max_ids=ml.MAX_IDS)
+    targets = np.random.default_rng(0).normal(size=(3, 384)).astype("float32")
+    losses = {}
+    for cross in (0.0, 2.0):
+        ml._common.set_seed(0)
+        student = ml.build_student(256, 8, 16)
+        trainer = ml.BagTrainer(student, ids, english, targets, batch_size=6, cross=cross)
+        embedded = trainer.embed(ids)  # before the update: the first step's loss is computed on these
+        losses[cross] = trainer.fit_epoch()  # one batch of all 6 rows (no n-gram dropout)
+    recipe = ml.contrastive_distillation_loss(embedded, targets[english], english)
+    both_sides = ml.in_batch_contrastive(embedded, embedded[english], english, symmetric=True)
+    assert losses[0.0] == pytest.approx(float(recipe), rel=1e-5)
+    assert losses[2.0] == pytest.approx(float(recipe) + 2.0 * float(both_sides), rel=1e-5)
+
+
 @pytest.mark.large  # loads the 22.7 M-parameter MiniLM teacher twice
 @needs_minilm
 def test_multilingual_and_cross_lingual_smoke(tmp_path):

@@ -11,8 +11,10 @@
    `--ngram-teacher`: the teacher is an ensemble of MiniLM and a lexical model, a linear bag of hashed
    WordPiece 1-2-grams (`keras_kd.models.ngram.build_ngram_bag`, 2.1 M params, a few seconds to train)
    fitted on the student-training reviews only; its targets are the mean of the two models'
-   log-probabilities (`mean_log_probabilities`). `--teacher-data fit` fine-tunes MiniLM without the
-   validation reviews (cached under its own name).
+   log-probabilities (`mean_log_probabilities`; `--ensemble-weights` re-weights the two models,
+   `--ngram-folds K` takes the bag's targets on the reviews it was fitted on out of fold: both
+   measured on validation, neither beat the plain mean). `--teacher-data fit` fine-tunes MiniLM
+   without the validation reviews (cached under its own name).
 2. Transfer set (Tang et al. 2019): the student-training reviews, `--augment-copies` augmented
    copies of each (`augment_text`: word masking, word deletion, n-gram sampling) and the corpus's
    1,084 unique unlabelled `plot` summaries (+ their augmented copies) and, with `--unlabelled N`, N
@@ -366,6 +368,10 @@ def transfer_set(teacher, tag, copies, folder=FOLDER, limit=None, seed=0, unlabe
                                        f"unlabelled chunk {c} copy {k}: {len(batch)} sentences"))
     keys = ("token_ids", "logits", "embedding", "labels", "copy")
     result = {key: np.concatenate([part[key] for part in parts]) for key in keys}
+    # index of each row's student-training review (its copies included); -1: plot rows, unlabelled sentences
+    review = np.concatenate([np.arange(len(fit_rows)), np.full(len(plot), -1)]).astype("int32")
+    rest = len(result["labels"]) - len(review) * (copies + 1)
+    result["review"] = np.concatenate([review] * (copies + 1) + [np.full(rest, -1, "int32")])
     result["label_s"] = float(sum(float(part["label_s"]) for part in parts))
     return result
 
@@ -416,12 +422,34 @@ def train_ngram_teacher(x_fit, y_fit, seed=0, buckets=2**20, ngrams=(1, 2), epoc
     return model
 
 
-def mean_log_probabilities(*logits):
-    """Ensemble target: the mean of the models' log-probabilities (`keras_kd.teachers.mean_log_probabilities`),
-    centred per row (same softmax; the MSE-on-logits loss then sees no per-row offset)."""
+def out_of_fold_logits(x_fit, y_fit, token_ids, review, logits, folds, seed=0, **config):
+    """`logits` with every row of a student-training review (the review or an augmented copy of it)
+    replaced by the logits of an n-gram bag trained on the other `folds - 1` folds of the reviews.
+
+    The bag fitted on all reviews memorises them (100 % training accuracy, margins twice those on
+    unseen reviews), so its targets on them are gold labels in disguise; out of fold they are what
+    it predicts on an unseen review. `review[i]`: index in `x_fit` of row i's review, -1 for a row
+    of no review (plot rows, unlabelled sentences: they keep `logits`). Folds: a fixed permutation
+    of the reviews (`seed`), review j in fold `perm[j] % folds`.
+    """
+    if folds < 2:
+        raise ValueError(f"`folds` must be at least 2. Received: folds={folds}")
+    out = np.array(logits, copy=True)
+    fold = np.random.default_rng(seed).permutation(len(y_fit)) % folds
+    for f in range(folds):
+        model = train_ngram_teacher(x_fit[fold != f], y_fit[fold != f], seed=seed, **config)
+        rows = np.flatnonzero((review >= 0) & (fold[np.maximum(review, 0)] == f))
+        out[rows] = model.predict(token_ids[rows], batch_size=4096, verbose=0)
+    return out
+
+
+def mean_log_probabilities(*logits, weights=None):
+    """Ensemble target: the (weighted) mean of the models' log-probabilities
+    (`keras_kd.teachers.mean_log_probabilities`), centred per row (same softmax; the MSE-on-logits
+    loss then sees no per-row offset)."""
     from keras_kd.teachers import mean_log_probabilities as ensemble
 
-    return ensemble(logits, center=True)
+    return ensemble(logits, weights, center=True)
 
 
 def student_vocabulary(args, transfer, vocab_size, folder=FOLDER):
@@ -546,6 +574,11 @@ def main(argv=None):
     p.add_argument("--ngram-teacher", action="store_true",
                    help="teacher = MiniLM + a WordPiece 1-2-gram bag trained on the student-training reviews "
                         "(mean log-probabilities)")
+    p.add_argument("--ensemble-weights", type=float, nargs=2, default=(1.0, 1.0), metavar=("MINILM", "NGRAM"),
+                   help="--ngram-teacher: weights of MiniLM and the n-gram bag in the mean of log-probabilities")
+    p.add_argument("--ngram-folds", type=int, default=0,
+                   help="--ngram-teacher: the bag's targets on the student-training reviews (and their copies) "
+                        "out of fold, from K bags trained on the other folds (0 = the bag fitted on all of them)")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--skip-scratch", action="store_true", help="only the distilled student (for sweeps)")
     args = p.parse_args(argv)
@@ -578,15 +611,21 @@ def main(argv=None):
         with _common.Timer() as t:
             ngram = train_ngram_teacher(x_train[fit_rows], y_train[fit_rows], **config)
         run = teacher_runner(teacher)
+        weights = list(args.ensemble_weights)
         logits = {split: (run(x)["logits"], ngram.predict(x, batch_size=4096, verbose=0))
                   for split, x in (("val", x_val), ("test", x_test))}
         ensemble = {"ngram_params": int(ngram.count_params()), "ngram_train_s": t.seconds, "ngram_recipe": config,
+                    "ensemble_weights": weights, "ngram_folds": args.ngram_folds,
                     **{f"{name}_{split}_accuracy": _common.accuracy(z, y)
                        for split, y in (("val", y_val), ("test", y_test))
                        for name, z in zip(("minilm", "ngram", "ensemble"),
-                                          (*logits[split], mean_log_probabilities(*logits[split])), strict=True)}}
-        transfer = {**transfer, "logits": mean_log_probabilities(
-            transfer["logits"], ngram.predict(transfer["token_ids"], batch_size=4096, verbose=0))}
+                                          (*logits[split], mean_log_probabilities(*logits[split], weights=weights)),
+                                          strict=True)}}
+        ngram_logits = ngram.predict(transfer["token_ids"], batch_size=4096, verbose=0)
+        if args.ngram_folds:
+            ngram_logits = out_of_fold_logits(x_train[fit_rows], y_train[fit_rows], transfer["token_ids"],
+                                              transfer["review"], ngram_logits, args.ngram_folds, **config)
+        transfer = {**transfer, "logits": mean_log_probabilities(transfer["logits"], ngram_logits, weights=weights)}
         print(f"[{NAME}] n-gram teacher ({ensemble['ngram_params']:,} params, {t.seconds:.0f}s): "
               + ", ".join(f"{k} {v:.4f}" for k, v in ensemble.items() if k.endswith("accuracy")), flush=True)
     vocab_size, lookup, table = student_vocabulary(args, transfer, teacher.backbone.vocabulary_size, folder)

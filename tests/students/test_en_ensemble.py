@@ -39,3 +39,35 @@ def test_ngram_teacher_learns_a_lexical_rule():
     model = en.train_ngram_teacher(x, y, buckets=2**10, epochs=8, learning_rate=5e-2)
     assert model.count_params() == 2**10 * 2 + 2 * 2 + 2
     assert np.mean(np.argmax(model.predict(x, verbose=0), -1) == y) == pytest.approx(1.0)
+
+
+def test_out_of_fold_logits_come_from_the_bag_that_did_not_see_the_review():
+    en = _example()
+    rng = np.random.default_rng(0)
+    x = rng.integers(1000, 1100, size=(40, 6)).astype("int32")
+    y = rng.integers(0, 2, size=40).astype("int32")
+    x[:, 2] = np.where(y == 1, 7, 9)
+    # rows: the 40 reviews, a copy of reviews 0-9 (review 0-9), then 5 rows of no review (-1)
+    token_ids = np.concatenate([x, x[:10], rng.integers(1000, 1100, size=(5, 6)).astype("int32")])
+    review = np.concatenate([np.arange(40), np.arange(10), np.full(5, -1)]).astype("int32")
+    logits = np.full((55, 2), 7.0, "float32")
+    config = {"buckets": 2**8, "epochs": 2, "learning_rate": 5e-2}
+    out = en.out_of_fold_logits(x, y, token_ids, review, logits, folds=2, seed=3, **config)
+    np.testing.assert_array_equal(out[50:], logits[50:])  # rows of no review keep their logits
+    fold = np.random.default_rng(3).permutation(40) % 2
+    for f in range(2):  # the bag trained on the other fold, with the same seed, gives the same logits
+        bag = en.train_ngram_teacher(x[fold != f], y[fold != f], seed=3, **config)
+        rows = np.flatnonzero((review >= 0) & (fold[np.maximum(review, 0)] == f))
+        assert len(rows) > 20
+        np.testing.assert_allclose(out[rows], bag.predict(token_ids[rows], verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[40:50], out[:10])  # a copy (here identical ids) gets its review's fold
+    with pytest.raises(ValueError, match="`folds` must be at least 2"):
+        en.out_of_fold_logits(x, y, token_ids, review, logits, folds=1)
+
+
+def test_mean_log_probabilities_weights():
+    en = _example()
+    a = np.array([[0.0, np.log(3.0)]])  # log p = (-ln 4, ln 3 - ln 4)
+    b = np.array([[0.0, 0.0]])  # log p = (-ln 2, -ln 2)
+    # weights 2:1 -> 2/3 of a's log-probabilities + 1/3 of b's; centred: the difference is 2/3 ln 3
+    np.testing.assert_allclose(en.mean_log_probabilities(a, b, weights=[2, 1]), [[-np.log(3) / 3, np.log(3) / 3]], rtol=1e-6)

@@ -253,7 +253,7 @@ FLOORS = {
         ("multilingual_embeddings", ["--epochs", "4", "--eval-every", "4", "--export"]),
         ("cross_lingual_sentiment", ["--seeds", "0", "1", "2"]),
         ("en_sentiment_bert", ["--vocab", "trim", "--embed-dim", "60", "--unlabelled", "48000", "--loss", "mse",
-                               "--ngram-teacher", "--teacher-data", "fit"]),
+                               "--ngram-teacher", "--teacher-data", "fit", "--frozen-layers", "0", "--teacher-epochs", "3"]),
     ],
 )
 def test_full_run(script, argv, tmp_path):

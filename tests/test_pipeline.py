@@ -194,3 +194,108 @@ def test_summary_states_the_gain_over_scratch_and_the_share_of_the_teacher(capsy
     assert ("Distilled student: +0.3 pt over the scratch student, 97.4 % of the teacher's accuracy with 16.0x fewer "
             "parameters.") in printed
     assert "* Scratch student: trained on the labels." in printed
+
+
+def _precomputed_setup(tmp_path, copies=2, augmented=True):
+    """A config with a builder teacher and a precomputed one, and the precomputed file: logits for the
+    train / validation / test texts (and, if `augmented`, the copies the run will make)."""
+    from keras_kd.data.augment import augment_texts
+    from keras_kd.models import embedded
+    from keras_kd.pipeline.config import parse_config
+    from keras_kd.pipeline.data import prepare_data
+    from keras_kd.teachers import save_precomputed_outputs
+
+    base = _config(tmp_path, data={"source": {"format": "csv", "train": _csv(tmp_path / "train.csv", n=12),
+                                              "test_fraction": 0.25},
+                                   "vocabulary_size": 32, "sequence_length": 8, "validation_fraction": 0.2,
+                                   "augment": {"level": "text", "copies": copies, "delete_rate": 0.2}})
+    data = prepare_data(parse_config(base))
+    texts = [str(t) for split in ("train", "val", "test") for t in data.raw[split]]
+    if augmented:
+        texts += [t for copy in augment_texts(list(data.raw["train"]), copies, seed=0, delete_rate=0.2) for t in copy]
+    logits = np.array([[0.5 * len(t), float(t.startswith("g"))] for t in texts], "float32")
+    path = str(tmp_path / "pre.npz")
+    save_precomputed_outputs(path, texts, logits, params=10**6, size_bytes=4 * 10**6, command="rebuild it",
+                             data_sha256=embedded.prepared_data_sha256(data))
+    teacher = base.pop("teacher")
+    base["teachers"] = [teacher, {"precomputed": path, "weight": 3.0}]
+    return base, data, dict(zip(texts, logits, strict=True))
+
+
+def test_text_transfer_set_holds_the_copies_and_the_teachers_mean_log_probabilities(tmp_path):
+    """The cached transfer set: the training texts + 2 seeded copies made from the raw text, each labelled
+    by the builder teacher (on the student's view) and the precomputed table, weighted 1 : 3."""
+    from keras_kd.data import keys
+    from keras_kd.data.augment import augment_texts
+    from keras_kd.pipeline import steps
+    from keras_kd.pipeline.config import parse_config
+
+    mapping, data, table = _precomputed_setup(tmp_path)
+    config = parse_config(mapping)
+    teachers = [pipeline_teachers.load_teacher(spec, f"teachers[{i}]", data) for i, spec in
+                enumerate(config.all_teachers)]
+    train_ds, gold = steps._text_transfer_set(config, teachers, data, None, 2, batch_size=1000)
+    assert gold is None
+    raw = list(data.raw["train"]) + [t for c in augment_texts(list(data.raw["train"]), 2, seed=0, delete_rate=0.2)
+                                     for t in c]
+    x = data.student_encoder(raw)
+    bag = np.asarray(teachers[0].model(x)["logits"] if isinstance(teachers[0].model(x), dict) else teachers[0].model(x))
+    pre = np.stack([table[t] for t in raw])
+
+    def log_softmax(z):
+        z = z.astype("float64")
+        return z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+
+    expected = 0.25 * log_softmax(bag) + 0.75 * log_softmax(pre)
+    (inputs, y), = list(train_ds.as_numpy_iterator())  # one batch of all rows, shuffled: match rows by input
+    order = {row.tobytes(): i for i, row in enumerate(x)}
+    rows = [order[r.tobytes()] for r in inputs[keys.STUDENT_INPUTS]]
+    assert len(rows) == 3 * len(data.y_train)
+    np.testing.assert_allclose(inputs[keys.TEACHER_OUTPUTS]["logits"], expected[rows], atol=1e-5)
+    np.testing.assert_array_equal(y, np.tile(data.y_train, 3)[rows])
+
+
+def test_run_with_a_precomputed_teacher_reports_the_ensemble_and_refuses_texts_it_lacks(tmp_path):
+    from keras_kd.pipeline.config import ConfigError
+
+    mapping, data, table = _precomputed_setup(tmp_path)
+    result = pipeline.run(mapping, verbose=0)
+    rows = {row["model"]: row for row in result.rows}
+    assert [r["model"] for r in result.rows][:3] == ["teacher", "teacher 0", "teacher 1"]
+    expected = np.mean([np.argmax(table[str(t)]) == y for t, y in zip(data.raw["test"], data.y_test, strict=True)])
+    assert rows["teacher 1"]["accuracy"] == pytest.approx(expected)
+    assert rows["teacher 1"]["params"] == 10**6 and rows["teacher 1"]["CPU latency / example"] == "precomputed"
+    assert rows["teacher 1"]["size on disk"] == "3.8 MB"
+    assert rows["teacher"]["params"] == 10**6 + rows["teacher 0"]["params"]
+    report = (tmp_path / "out" / "t" / "report.md").read_text()
+    assert "2 augmented copies each (made from the raw text), teacher outputs cached once" in report
+
+    missing, _, _ = _precomputed_setup(tmp_path, augmented=False)
+    with pytest.raises(ConfigError, match=r"`teachers\[1\].precomputed`: The precomputed teacher has no outputs for "
+                                          r"\d+ of \d+ texts .*rebuild them: rebuild it"):
+        pipeline.run(missing, verbose=0)
+    other = _precomputed_setup(tmp_path, copies=3)[0]  # another split: 3 copies is fine, the hash is not
+    other["data"]["validation_fraction"] = 0.3
+    with pytest.raises(ConfigError, match=r"`teachers\[1\].precomputed`: .*trained on another data split"):
+        pipeline.run(other, verbose=0)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"data": {"augment": {"level": "chars"}}}, r"`data.augment.level` must be 'tokens' .* Received: "
+                                                 r"data.augment.level='chars'"),
+    ({"data": {"augment": {"level": "text", "mask_rate": 0.1}}}, r"`data.augment.mask_rate` applies to token ids; "
+                                                                 r"`augment.level: text` takes copies, delete_rate"),
+    ({"teacher": {"precomputed": "x.npz", "train_epochs": 2}}, r"`teacher.precomputed` is a file of logits"),
+    ({"teacher": {"precomputed": "x.npz"}, "distillation": {"mode": "mutual"}}, r"A `precomputed` teacher is a "
+                                                                                r"table of cached outputs"),
+    ({"student": {"precomputed": "x.npz"}}, r"`student.precomputed` is for teachers"),
+])
+def test_config_errors_of_text_augmentation_and_precomputed_teachers(tmp_path, change, message):
+    from keras_kd.pipeline.config import ConfigError, deep_merge, parse_config
+
+    mapping = _config(tmp_path)
+    for key in change:
+        if key in ("teacher", "student"):
+            mapping[key] = {}
+    with pytest.raises(ConfigError, match=message):
+        parse_config(deep_merge(mapping, change))

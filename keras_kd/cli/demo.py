@@ -66,7 +66,8 @@ def run(args):
 
         with open(config, encoding="utf-8") as handle:
             config = yaml.safe_load(handle)
-        config.get("teacher", {}).pop("embedded", None)
+        for teacher in [config.get("teacher") or {}, *(config.get("teachers") or [])]:
+            teacher.pop("embedded", None)
     pipeline.run(config, quick=args.quick, seed=args.seed,
                  run_name=args.run_name or timestamped(f"demo-{args.task}"), output_dir=args.output_dir,
                  runs_dir=args.runs_dir, verbose=2 if args.quick else 1)

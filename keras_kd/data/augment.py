@@ -10,6 +10,9 @@ work on padded `token_ids` batches with TF ops, so they run inside `tf.data` (`d
 - `swap_tokens`: `num_swaps` random pairs of tokens exchanged;
 - `sample_ngram`: with probability `rate`, keep only a random n-gram (n ≤ `max_n`).
 
+`augment_texts` makes the same kinds of copies from raw strings (n-gram sampling, deletion, swaps),
+before any tokenizer: every teacher then reads a copy through its own preprocessing.
+
 Special tokens (`[CLS]`, `[SEP]`, padding: `special_ids`) are never touched.
 
 Where the teacher runs matters:
@@ -236,6 +239,47 @@ class TokenAugmentation:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def augment_text(text, rng, delete_rate=0.1, num_swaps=2, ngram_rate=0.25):
+    """One perturbed copy of a string, character by character (Tang et al. 2019 on raw text).
+
+    In this order: with probability `ngram_rate` keep a random contiguous span of at least a third
+    of the characters (n-gram sampling); drop each character with probability `delete_rate` (at
+    least one stays); exchange `num_swaps` random pairs of neighbours. `rng` is a
+    `numpy.random.Generator`: the same generator state gives the same copy.
+
+    Working on strings (not token ids) lets every teacher read the copy through its own
+    preprocessing (a word segmenter, a WordPiece vocabulary) and a cache of teacher outputs be keyed
+    by the text itself.
+    """
+    chars = list(str(text))
+    if len(chars) > 4 and rng.random() < ngram_rate:
+        n = int(rng.integers(max(2, len(chars) // 3), len(chars) + 1))
+        start = int(rng.integers(0, len(chars) - n + 1))
+        chars = chars[start : start + n]
+    chars = [c for c in chars if rng.random() >= delete_rate] or chars[:1]
+    for _ in range(num_swaps):
+        if len(chars) > 1:
+            i = int(rng.integers(0, len(chars) - 1))
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+    return "".join(chars)
+
+
+def augment_texts(texts, copies=1, seed=0, delete_rate=0.1, num_swaps=2, ngram_rate=0.25):
+    """`copies` perturbed copies of every string (`augment_text`): a list of `copies` lists, each
+    aligned with `texts`. One generator seeded with `seed` draws copy 1 of every text, then copy 2, ...,
+    so the result depends only on the texts, their order and the arguments."""
+    import numpy as np
+
+    _check_rate(delete_rate, "delete_rate")
+    _check_rate(ngram_rate, "ngram_rate")
+    if int(copies) < 1 or int(copies) != copies:
+        raise ValueError(f"`copies` must be an integer >= 1. Received: copies={copies!r}")
+    if int(num_swaps) < 0 or int(num_swaps) != num_swaps:
+        raise ValueError(f"`num_swaps` must be an integer >= 0. Received: num_swaps={num_swaps!r}")
+    rng = np.random.default_rng(seed)
+    return [[augment_text(t, rng, delete_rate, int(num_swaps), ngram_rate) for t in texts] for _ in range(int(copies))]
 
 
 def augment_student_view(dataset, augmentation):

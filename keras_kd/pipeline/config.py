@@ -248,8 +248,9 @@ class ModelConfig(Section):
                                          lambda v: v in ("logits", "probabilities", "auto")))),
         "signature": ("serving_default", STRING),
         "embedded": (None, optional(STRING)),  # a folder with a trained teacher + card (keras_kd.models.embedded)
+        "precomputed": (None, optional(STRING)),  # a .npz of logits per text (keras_kd.teachers.precomputed)
     }
-    SOURCES = ("path", "builder", "preset", "transformers")
+    SOURCES = ("path", "builder", "preset", "transformers", "precomputed")
 
     def validate(self, prefix):
         given = [k for k in self.SOURCES if getattr(self, k) is not None]
@@ -258,8 +259,11 @@ class ModelConfig(Section):
                 f"`{prefix}` needs exactly one of {', '.join(f'`{k}`' for k in self.SOURCES)}. "
                 f"Received: {', '.join(f'{k}={getattr(self, k)!r}' for k in given) or 'none of them'}"
             )
-        if self.sha256 and self.path is None:
+        if self.sha256 and self.path is None and self.precomputed is None:
             raise ConfigError(f"`{prefix}.sha256` checks the file of `{prefix}.path`; there is no `path`.")
+        if self.precomputed is not None and (self.train_epochs or self.kwargs or self.inputs is not None):
+            raise ConfigError(f"`{prefix}.precomputed` is a file of logits: it takes no `train_epochs`, `kwargs` or "
+                              f"`inputs`.")
         if self.train_epochs and self.path is not None:
             raise ConfigError(
                 f"`{prefix}.train_epochs` needs a `builder`, `preset` or `transformers` (a loaded model is used "
@@ -295,7 +299,7 @@ class TeacherConfig(ModelConfig):
 
 class StudentConfig(ModelConfig):
     def validate(self, prefix):
-        for key in ("preset", "transformers", "sha256"):
+        for key in ("preset", "transformers", "sha256", "precomputed"):
             if getattr(self, key) is not None:
                 raise ConfigError(f"`{prefix}.{key}` is for teachers; build the student with `builder` or `path`.")
         super().validate(prefix)
@@ -345,7 +349,9 @@ class SourceConfig(Section):
 
 
 AUGMENT_KEYS = ("copies", "mask_id", "mask_rate", "delete_rate", "num_swaps", "ngram_rate", "max_n", "pad_id",
-                "special_ids")
+                "special_ids", "level")
+# `augment.level: text` perturbs the raw strings (keras_kd.data.augment.augment_texts) and takes only these keys
+TEXT_AUGMENT_KEYS = ("copies", "delete_rate", "num_swaps", "ngram_rate", "level")
 
 
 class DataConfig(Section):
@@ -378,6 +384,14 @@ class DataConfig(Section):
                 raise ConfigError(
                     f"Unknown key `{unknown[0]}` in `{prefix}.augment`. Valid keys: {', '.join(AUGMENT_KEYS)}."
                 )
+            level = self.augment.get("level", "tokens")
+            if level not in ("tokens", "text"):
+                raise ConfigError(f"`{prefix}.augment.level` must be 'tokens' (perturb token ids) or 'text' (perturb the "
+                                  f"raw strings). Received: {prefix}.augment.level={level!r}")
+            unknown = [k for k in self.augment if k not in TEXT_AUGMENT_KEYS] if level == "text" else []
+            if unknown:
+                raise ConfigError(f"`{prefix}.augment.{unknown[0]}` applies to token ids; `augment.level: text` takes "
+                                  f"{', '.join(TEXT_AUGMENT_KEYS)}.")
             copies = self.augment.get("copies", 1)
             if not _is_int(copies) or copies < 1:
                 raise ConfigError(f"`{prefix}.augment.copies` must be an integer >= 1. "
@@ -643,6 +657,11 @@ class RunConfig(Section):
         elif self.data.source is not None and self.data.source.format == "parallel_text":
             raise ConfigError("`data.source.format: parallel_text` is for `task: embedding`. Received: "
                               f"task={self.task!r}")
+        online = (self.distillation.mode != "distill" or bool(self.distillation.feature_losses)
+                  or not self.data.cache_teacher_outputs)
+        if online and any(t.kind == "precomputed" for t in self.all_teachers):
+            raise ConfigError("A `precomputed` teacher is a table of cached outputs: it needs "
+                              "`data.cache_teacher_outputs: true`, `distillation.mode: distill` and no feature losses.")
         if (self.distillation.mode != "distill" or len(self.all_teachers) > 1 or self.distillation.feature_losses) \
                 and any(t.kind in ("preset", "transformers") for t in self.all_teachers):
             raise ConfigError("Online teachers (`distillation.mode`, several teachers, feature losses) must read "

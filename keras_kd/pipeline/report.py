@@ -159,7 +159,7 @@ def _plots(out_dir, rows, class_names, histories, predictions):
         for row in rows:
             size = row.get("size on disk")
             if size:
-                points[row["model"]] = (_kilobytes(size), row["accuracy"])
+                points[row["model"]] = (kilobytes(size), row["accuracy"])
         if points:
             images.append(("accuracy vs size", plots.plot_accuracy_vs_size(
                 points, os.path.join(out_dir, "accuracy_vs_size.png"))))
@@ -168,7 +168,8 @@ def _plots(out_dir, rows, class_names, histories, predictions):
     return images
 
 
-def _kilobytes(human):
+def kilobytes(human):
+    """Kilobytes of a `human_bytes` string (`'4.2 MB'` -> 4300.8)."""
     value, unit = human.split()
     return float(value) * {"B": 1 / 1024, "KB": 1, "MB": 1024, "GB": 1024**2}[unit]
 

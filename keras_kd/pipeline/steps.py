@@ -162,8 +162,13 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
                                                   verbose)
         ensure_logits(teacher, _first(teacher.view(data, "train"), 8), key)
 
-    online = (not config.data.cache_teacher_outputs or len(teachers) > 1 or distillation.mode != "distill"
-              or bool(distillation.feature_losses))
+    text_copies = _text_copies(config, data)
+    cached = config.data.cache_teacher_outputs and distillation.mode == "distill" and not distillation.feature_losses
+    # several teachers are cached as one target (their mean log-probabilities) when one of them reads its own
+    # inputs (a precomputed table, another tokenizer) or the copies are made from the raw text; otherwise online
+    by_text = cached and (text_copies > 0 or (len(teachers) > 1 and distillation.multi_teacher == "mean_targets"
+                                              and not all(t.shares_student_inputs for t in teachers)))
+    online = not cached or (len(teachers) > 1 and not by_text)
     if online and not all(t.shares_student_inputs for t in teachers):
         raise ConfigError("An online teacher (several teachers, `distillation.mode`, feature losses or "
                           "`data.cache_teacher_outputs: false`) must read the student's inputs; remove `inputs` "
@@ -178,10 +183,18 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         x_extra, y_extra = _model_inputs(teacher, data, "unlabelled"), np.argmax(logits, -1).astype("int32")
         say(f"The teacher labels {len(y_extra)} unlabelled examples (added to the transfer set)", verbose)
 
-    augmentation, copies = _augmentation(config, teacher, data)
+    augmentation, copies = (None, text_copies) if by_text else _augmentation(config, teacher, data)
     x_transfer = _concat(_model_inputs(teacher, data, "train"), x_extra)
     y_transfer = _concat(data.y_train, y_extra)
-    if not online:
+    gold_transfer = None
+    if by_text:
+        say("Labelling the transfer set with the teacher" + ("s (their mean log-probabilities)" if len(teachers) > 1
+                                                              else "") + ", cached once"
+            + (f": {len(y_transfer)} examples + {copies} augmented copies each (made from the raw text)"
+               if copies else ""), verbose)
+        train_ds, gold_transfer = _text_transfer_set(config, teachers, data, y_extra, copies, global_batch)
+        val_ds = _cached_split(teachers, config, data, "val")
+    elif not online:
         say("Labelling the transfer set with the teacher (its logits cached once)"
              + (f": {len(y_transfer)} examples + {copies} augmented copies each" if copies else ""), verbose)
         source = _dataset(x_transfer, y_transfer, batch_size=512 if teacher.shares_student_inputs else 64)
@@ -213,7 +226,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     if config.baseline.enabled:
         scratch, scratch_note = _train_scratch(config, data, strategy, train_ds, augmentation, copies,
                                                x_extra is not None, online, student_epochs, run_dir, smoke, verbose,
-                                               options, histories)
+                                               options, histories, gold_transfer)
 
     say(f"Distilling into the student ({student_epochs} epoch(s))", verbose)
     keras.utils.set_random_seed(config.seed + 1)
@@ -255,14 +268,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         keras.saving.save_model(teacher.model, paths["teacher"])
     paths["student"] = os.path.join(out_dir, "student.keras")
     keras.saving.save_model(student, paths["student"])
-    rows = []
-    for i, t in enumerate(teachers):
-        name = "teacher" if len(teachers) == 1 else f"teacher {i}"
-        latency_example = None if t.shares_student_inputs else _first(t.view(data, "test"), 1)
-        rows.append(report_lib.model_row(name, t.model, data.x_test, data.y_test, class_names=data.class_names,
-                                         logits=teacher_test_logits if len(teachers) == 1 else
-                                         outputs_of(t.model, t.view(data, "test")),
-                                         latency_example=latency_example))
+    rows = _teacher_rows(teachers, data, teacher_test_logits)
     if scratch is not None:
         paths["scratch"] = os.path.join(out_dir, "student_scratch.keras")
         keras.saving.save_model(scratch, paths["scratch"])
@@ -286,6 +292,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     notes = [
         f"Config: {config.name} (seed {config.seed}); teacher: {', '.join(_describe(x) for x in teachers)}; "
         f"{len(y_transfer)} transfer examples" + (f" + {copies} augmented copies each" if copies else "")
+        + (" (made from the raw text)" if by_text and copies else "")
         + (", teacher outputs cached once" if not online else f", online teacher (mode {t.mode})")
         + f"; loss {t.loss if isinstance(t.loss, str) else t.loss.get('name')}, T={t.temperature:g}, "
         f"alpha={t.alpha:g}.",
@@ -339,17 +346,20 @@ def _best_epoch_callback(student, x_val, y_val):
     return BestEpoch()
 
 
-def _scratch_datasets(config, data, train_ds, augmentation, copies, has_unlabelled, online):
-    """`{"labels": ..., "transfer": ...}`: the datasets the scratch student may train on (`baseline.data`)."""
+def _scratch_datasets(config, data, train_ds, augmentation, copies, has_unlabelled, online, gold_transfer=None):
+    """`{"labels": ..., "transfer": ...}`: the datasets the scratch student may train on (`baseline.data`).
+    `gold_transfer`: the labelled part of a transfer set made from the raw text, with the gold labels."""
     from keras_kd.data import keys
 
     training = config.training
-    choice = config.baseline.data if augmentation is not None else "labels"
+    choice = config.baseline.data if augmentation is not None or copies else "labels"
     sets = {}
     if choice in ("labels", "best"):
         sets["labels"] = _dataset(data.x_train, data.y_train, training.batch_size, shuffle=True, seed=config.seed)
     if choice in ("transfer", "best"):
-        if not online and not has_unlabelled:  # the distilled student's cached transfer set, minus the teacher
+        if gold_transfer is not None:
+            sets["transfer"] = gold_transfer
+        elif not online and not has_unlabelled:  # the distilled student's cached transfer set, minus the teacher
             sets["transfer"] = train_ds.map(lambda x, *rest: (x[keys.STUDENT_INPUTS], *rest[:1]))
         else:  # the labelled examples and their augmented copies (unlabelled rows have no gold label)
             from keras_kd.data.augment import expand_with_augmentations
@@ -361,13 +371,13 @@ def _scratch_datasets(config, data, train_ds, augmentation, copies, has_unlabell
 
 
 def _train_scratch(config, data, strategy, train_ds, augmentation, copies, has_unlabelled, online, student_epochs,
-                   run_dir, smoke, verbose, options, histories):
+                   run_dir, smoke, verbose, options, histories, gold_transfer=None):
     """Train the scratch student on each dataset `baseline.data` asks for; returns the one with the best
     validation accuracy and a note saying what was trained."""
     import keras
 
     training, has_val = config.training, len(data.y_val) > 0
-    sets = _scratch_datasets(config, data, train_ds, augmentation, copies, has_unlabelled, online)
+    sets = _scratch_datasets(config, data, train_ds, augmentation, copies, has_unlabelled, online, gold_transfer)
     labels_epochs = 1 if smoke else (config.baseline.epochs or training.epochs)
     described = {"labels": "the labelled examples", "transfer": f"the transfer set ({copies} augmented "
                  f"cop{'y' if copies == 1 else 'ies'} each) with the gold labels"}
@@ -407,7 +417,8 @@ def _describe(teacher):
     spec = teacher.config
     return {"keras": f"{spec.path}", "saved_model": f"SavedModel {spec.path}", "preset": f"preset {spec.preset}",
             "transformers": f"transformers {spec.transformers}", "builder": f"{spec.builder}",
-            "embedded": f"{spec.builder or 'teacher'} embedded in {getattr(spec, 'embedded', None)}"}[teacher.kind]
+            "embedded": f"{spec.builder or 'teacher'} embedded in {getattr(spec, 'embedded', None)}",
+            "precomputed": f"outputs precomputed in {spec.precomputed}"}[teacher.kind]
 
 
 def _first(x, n):
@@ -424,3 +435,91 @@ def _ensemble_logits(teachers, config, data, split):
 
     return mean_log_probabilities([outputs_of(t.model, t.view(data, split)) for t in teachers],
                                   [t.config.weight for t in teachers])
+
+
+def _text_copies(config, data):
+    """The number of augmented copies `data.augment` makes from the raw text (`level: text`), else 0."""
+    augment = config.data.augment or {}
+    if augment.get("level", "tokens") != "text":
+        return 0
+    if data.kind != "text":
+        raise ConfigError(f"`data.augment.level: text` perturbs strings: it applies to text data. Received: {data.kind} data.")
+    return int(augment.get("copies", 1))
+
+
+def _text_transfer_set(config, teachers, data, y_extra, copies, batch_size):
+    """The transfer set made from raw text: the training texts (and the teacher-labelled unlabelled texts)
+    plus `copies` augmented copies of each (`augment_texts`), every one labelled once by the teachers (each
+    through its own view; several: their weighted mean log-probabilities). Returns the cached distillation
+    dataset and, when there are unlabelled texts, the labelled rows with their gold labels (the scratch
+    baseline's transfer set; without unlabelled texts it is the cached set minus the teacher)."""
+    from keras_kd.data.augment import augment_texts
+    from keras_kd.data.cache import with_teacher_outputs
+
+    base = list(data.raw["train"]) + list(data.raw["unlabelled"] if y_extra is not None else [])
+    y_base = _concat(data.y_train, y_extra)
+    options = {k: v for k, v in (config.data.augment or {}).items() if k not in ("level", "copies")}
+    raw = base + [t for copy in (augment_texts(base, copies, seed=config.seed, **options) if copies else [])
+                  for t in copy]
+    y = np.tile(y_base, copies + 1)
+    x = data.student_encoder(raw)
+    logits = _teachers_logits(teachers, raw, x)
+    train_ds = with_teacher_outputs(x, logits, y, batch_size=batch_size, shuffle=True, seed=config.seed)
+    gold = None
+    if y_extra is not None:
+        labelled = np.tile(np.arange(len(base)) < len(data.y_train), copies + 1)
+        gold = _dataset(x[labelled], y[labelled], config.training.batch_size, shuffle=True, seed=config.seed)
+    return train_ds, gold
+
+
+def _cached_split(teachers, config, data, split):
+    """A split with the teachers' cached logits (`with_teacher_outputs`), or None when it is empty."""
+    from keras_kd.data.cache import with_teacher_outputs
+
+    y = getattr(data, f"y_{split}")
+    if not len(y):
+        return None
+    return with_teacher_outputs(getattr(data, f"x_{split}"), _ensemble_logits(teachers, config, data, split), y,
+                                batch_size=64)
+
+
+def _teachers_logits(teachers, raw, x_student):
+    """The teachers' logits on raw examples (each through its own view; several: weighted mean log-probabilities)."""
+    logits = [outputs_of(t.model, x_student if t.shares_student_inputs else t.encode(raw)) for t in teachers]
+    if len(logits) == 1:
+        return logits[0]
+    from keras_kd.teachers import mean_log_probabilities
+
+    return mean_log_probabilities(logits, [t.config.weight for t in teachers])
+
+
+def _teacher_rows(teachers, data, test_logits):
+    """Report rows of the teacher(s): one teacher is `teacher`; several are `teacher 0`, `teacher 1`, ... after
+    a `teacher` row for their ensemble (the target the student learns; params and size summed). A precomputed
+    teacher's row shows the size of the model that computed its outputs and no latency."""
+    from keras_kd.reports import metrics
+
+    rows = []
+    for i, t in enumerate(teachers):
+        name = "teacher" if len(teachers) == 1 else f"teacher {i}"
+        latency_example = None if t.shares_student_inputs else _first(t.view(data, "test"), 1)
+        row = report_lib.model_row(name, t.model, data.x_test, data.y_test, class_names=data.class_names,
+                                   logits=test_logits if len(teachers) == 1 else outputs_of(t.model, t.view(data, "test")),
+                                   latency_example=latency_example)
+        if t.kind == "precomputed":
+            card = t.model.card
+            row["params"] = card.get("params") or row["params"]
+            row["size on disk"] = metrics.human_bytes(card["size_bytes"]) if card.get("size_bytes") else ""
+            row["CPU latency / example"] = "precomputed"
+        rows.append(row)
+    if len(teachers) == 1:
+        return rows
+    ensemble = report_lib.model_row("teacher", teachers[0].model, data.x_test, data.y_test,
+                                    class_names=data.class_names, logits=test_logits,
+                                    latency_example=_first(teachers[0].view(data, "test"), 1))
+    ensemble["params"] = sum(r["params"] for r in rows)
+    sizes = [r["size on disk"] for r in rows]
+    ensemble["size on disk"] = (metrics.human_bytes(sum(report_lib.kilobytes(v) * 1024 for v in sizes))
+                                if all(sizes) else "")
+    ensemble["CPU latency / example"] = ""
+    return [ensemble, *rows]

@@ -154,6 +154,8 @@ def load_teacher(spec, key, data, options=None, smoke=False):
             own_inputs = None
     if getattr(spec, "embedded", None) is not None:
         return _load_embedded_teacher(spec, key, data, own_inputs, smoke)
+    if spec.precomputed is not None:
+        return _load_precomputed_teacher(spec, key, data, smoke)
     if spec.path is not None:
         if os.path.isdir(spec.path):
             from keras_kd.teachers.saved_model import SavedModelTeacher
@@ -190,6 +192,34 @@ def _load_embedded_teacher(spec, key, data, own_inputs, smoke=False):
     except (OSError, ValueError) as error:
         raise ConfigError(f"`{key}.embedded`: {error}") from None
     return Teacher(model, spec, "embedded", own_inputs)
+
+
+def _load_precomputed_teacher(spec, key, data, smoke=False):
+    """Logits computed elsewhere (`keras_kd.teachers.precomputed`): checked against the file's SHA-256
+    (`sha256`) and the card's data split (not for a smoke slice); its view of a split is the row index
+    of each raw text, and a text without a row is an error naming it."""
+    from keras_kd.models import embedded
+    from keras_kd.teachers.precomputed import PrecomputedTeacher
+
+    if data.kind != "text":
+        raise ConfigError(f"`{key}.precomputed` looks outputs up by text: it needs text data. Received: {data.kind}")
+    if not os.path.isfile(spec.precomputed):
+        raise ConfigError(f"`{key}.precomputed`: no such file: {spec.precomputed!r}.")
+    if spec.sha256:
+        check_sha256(spec.precomputed, spec.sha256, key)
+    try:
+        model = PrecomputedTeacher.from_file(spec.precomputed,
+                                             data_sha256=None if smoke else embedded.prepared_data_sha256(data))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"`{key}.precomputed`: {error}") from None
+
+    def encode(raw):
+        try:
+            return model.indices(raw)
+        except ValueError as error:
+            raise ConfigError(f"`{key}.precomputed`: {error}") from None
+
+    return Teacher(model, spec, "precomputed", encode, name="teacher")
 
 
 def spec_data(data):

@@ -396,3 +396,49 @@ def test_augmented_copies_are_reproducible_with_the_same_seeds():
     np.testing.assert_array_equal(first[:4096], ids)  # the originals first
     assert not np.array_equal(first[4096:8192], first[8192:12288])  # copies differ from each other
     np.testing.assert_array_equal(first, second)
+
+
+# ---------------------------------------------------------------- copies made from the raw text
+
+
+def test_augment_text_follows_the_generator_draws():
+    """A fake generator makes each draw explicit: n-gram sampling keeps chars [1, 5), deletion drops the
+    second survivor, one swap exchanges positions 0 and 1."""
+    from keras_kd.data.augment import augment_text
+
+    class Draws:
+        def __init__(self, uniforms, integers):
+            self.uniforms, self.ints = list(uniforms), list(integers)
+
+        def random(self):
+            return self.uniforms.pop(0)
+
+        def integers(self, low, high):
+            value = self.ints.pop(0)
+            assert low <= value < high
+            return value
+
+    # n-gram draw 0.1 < 0.25 -> n = 4 (low bound max(2, 7 // 3) = 2), start 1 -> "bcde";
+    # deletion draws per char: keep, drop, keep, keep -> "bde"; swap at 0 -> "dbe"
+    rng = Draws([0.1, 0.9, 0.05, 0.5, 0.7], [4, 1, 0])
+    assert augment_text("abcdefg", rng, delete_rate=0.1, num_swaps=1, ngram_rate=0.25) == "dbe"
+    assert not rng.uniforms and not rng.ints
+    # a text of <= 4 characters is never n-gram sampled; deleting everything keeps the first character
+    assert augment_text("abc", Draws([0.0, 0.0, 0.0], []), delete_rate=1.0, num_swaps=0) == "a"
+
+
+def test_augment_texts_is_seeded_and_aligned_with_the_texts():
+    from keras_kd.data.augment import augment_text, augment_texts
+
+    texts = ["今天的房间很干净", "服务太差了，再也不来", "ok"]
+    copies = augment_texts(texts, copies=3, seed=7)
+    assert len(copies) == 3 and all(len(c) == len(texts) for c in copies)
+    assert copies == augment_texts(texts, copies=3, seed=7)
+    assert copies != augment_texts(texts, copies=3, seed=8)
+    rng = np.random.default_rng(7)  # one generator: copy 1 of every text, then copy 2, ...
+    assert copies == [[augment_text(t, rng) for t in texts] for _ in range(3)]
+    assert augment_texts(texts, copies=1, delete_rate=0.0, num_swaps=0, ngram_rate=0.0) == [texts]
+    with pytest.raises(ValueError, match=r"`copies` must be an integer >= 1. Received: copies=0"):
+        augment_texts(texts, copies=0)
+    with pytest.raises(ValueError, match=r"`delete_rate` must be in \[0, 1\]"):
+        augment_texts(texts, delete_rate=1.5)

@@ -269,3 +269,28 @@ def test_full_run(script, argv, tmp_path):
             assert _value(row["metrics"][metric]) >= floor, (row["model"], metric, row["metrics"][metric])
     if script == "cross_lingual_sentiment":  # the zero-shot student beats always predicting the majority class
         assert document["summary"]["zero_shot_zh_accuracy"] >= document["summary"]["chance"]
+
+
+def test_gloss_teacher_glosses_words_and_splits_unknown_ones():
+    import gloss_teacher
+
+    words = {"房间": "room", "很": "very", "干净": "clean", "不": "not", "好": "good"}
+    assert gloss_teacher.gloss("房间很干净！", words) == "room very clean !"
+    # "不好吃" is one jieba word not in `words`: longest dictionary matches, unknown characters dropped
+    assert gloss_teacher.gloss("不好吃", words) == "not good"
+    full = gloss_teacher.glossary()  # CC-CEDICT: common senses, cross-references skipped
+    assert full["干净"] == "clean" and full["房间"] == "room" and len(full) > 100_000
+
+
+@pytest.mark.large  # fine-tunes MiniLM for one step and relabels a slice: ~40 s
+@needs_minilm
+def test_gloss_teacher_smoke_writes_logits_the_quick_demo_can_read(tmp_path):
+    import gloss_teacher
+
+    from keras_kd.teachers import PrecomputedTeacher
+
+    output = str(tmp_path / "g.npz")
+    card = gloss_teacher.main(["--smoke", "--output", output])
+    teacher = PrecomputedTeacher.from_file(output, data_sha256=card["data_sha256"])
+    assert card["params"] > 22_000_000 and card["augment"]["copies"] == 1
+    assert teacher.num_rows >= 64 and set(card["accuracy"]) == {"validation", "test"}

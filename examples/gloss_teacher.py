@@ -96,6 +96,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--sequence-length", type=int, default=128, help="WordPieces per gloss")
+    p.add_argument("--copies", type=int, default=None,
+                   help="augmented copies to label (default: the demo config's; copies 1..k are the same for any "
+                        "larger number, so a file with more copies serves a config with fewer)")
     p.add_argument("--smoke", action="store_true", help="a tiny slice and one step (for tests)")
     args = p.parse_args(argv)
 
@@ -117,10 +120,12 @@ def main(argv=None):
     if augment.get("level") != "text":
         raise SystemExit("The demo config's `data.augment` must have `level: text` (copies made from the raw text).")
     copies = int(augment.pop("copies", 1))
+    copies = copies if args.copies is None else args.copies
     augment.pop("level")
+    seed = augment.pop("seed", config.seed)
     fit = [str(t) for t in data.raw["train"]]
     texts = {"train": fit, "val": [str(t) for t in data.raw["val"]], "test": [str(t) for t in data.raw["test"]]}
-    for k, copy in enumerate(augment_texts(fit, copies, seed=config.seed, **augment)):
+    for k, copy in enumerate(augment_texts(fit, copies, seed=seed, **augment)):
         texts[f"copy {k + 1}"] = copy
     words = glossary()
     glosses = {name: [gloss(t, words) for t in split] for name, split in texts.items()}
@@ -148,7 +153,7 @@ def main(argv=None):
         "size_bytes": int(sum(int(np.prod(w.shape)) * 4 for w in teacher.weights)),
         "accuracy": accuracy,
         "data_sha256": embedded.prepared_data_sha256(data),
-        "augment": {"copies": copies, "seed": config.seed, **augment},
+        "augment": {"copies": copies, "seed": seed, **augment},
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     rows = teachers.save_precomputed_outputs(args.output, [t for split in texts.values() for t in split],

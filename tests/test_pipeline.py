@@ -254,6 +254,15 @@ def test_text_transfer_set_holds_the_copies_and_the_teachers_mean_log_probabilit
     np.testing.assert_allclose(inputs[keys.TEACHER_OUTPUTS]["logits"], expected[rows], atol=1e-5)
     np.testing.assert_array_equal(y, np.tile(data.y_train, 3)[rows])
 
+    # another run seed makes other copies, which the file lacks, unless `data.augment.seed` fixes them
+    from keras_kd.pipeline.config import ConfigError, deep_merge
+
+    with pytest.raises(ConfigError, match=r"`teachers\[1\].precomputed`: .*no outputs for \d+ of 30 texts"):
+        steps._text_transfer_set(parse_config({**mapping, "seed": 1}), teachers, data, None, 2, batch_size=1000)
+    fixed = parse_config(deep_merge(mapping, {"seed": 1, "data": {"augment": {"seed": 0}}}))
+    (inputs_1, _), = list(steps._text_transfer_set(fixed, teachers, data, None, 2, batch_size=1000)[0].as_numpy_iterator())
+    assert sorted(r.tobytes() for r in inputs_1[keys.STUDENT_INPUTS]) == sorted(r.tobytes() for r in x)
+
 
 def test_run_with_a_precomputed_teacher_reports_the_ensemble_and_refuses_texts_it_lacks(tmp_path):
     from keras_kd.pipeline.config import ConfigError
@@ -270,6 +279,7 @@ def test_run_with_a_precomputed_teacher_reports_the_ensemble_and_refuses_texts_i
     report = (tmp_path / "out" / "t" / "report.md").read_text()
     assert "2 augmented copies each (made from the raw text), teacher outputs cached once" in report
 
+
     missing, _, _ = _precomputed_setup(tmp_path, augmented=False)
     with pytest.raises(ConfigError, match=r"`teachers\[1\].precomputed`: The precomputed teacher has no outputs for "
                                           r"\d+ of \d+ texts .*rebuild them: rebuild it"):
@@ -285,6 +295,10 @@ def test_run_with_a_precomputed_teacher_reports_the_ensemble_and_refuses_texts_i
                                                  r"data.augment.level='chars'"),
     ({"data": {"augment": {"level": "text", "mask_rate": 0.1}}}, r"`data.augment.mask_rate` applies to token ids; "
                                                                  r"`augment.level: text` takes copies, delete_rate"),
+    ({"data": {"augment": {"copies": 2, "seed": 1}}}, r"`data.augment.seed` fixes the copies made from the raw "
+                                                       r"text \(`level: text`\)"),
+    ({"data": {"augment": {"level": "text", "seed": -1}}}, r"`data.augment.seed` must be an integer >= 0. "
+                                                           r"Received: data.augment.seed=-1"),
     ({"teacher": {"precomputed": "x.npz", "train_epochs": 2}}, r"`teacher.precomputed` is a file of logits"),
     ({"teacher": {"precomputed": "x.npz"}, "distillation": {"mode": "mutual"}}, r"A `precomputed` teacher is a "
                                                                                 r"table of cached outputs"),

@@ -349,9 +349,9 @@ class SourceConfig(Section):
 
 
 AUGMENT_KEYS = ("copies", "mask_id", "mask_rate", "delete_rate", "num_swaps", "ngram_rate", "max_n", "pad_id",
-                "special_ids", "level")
+                "special_ids", "level", "seed")
 # `augment.level: text` perturbs the raw strings (keras_kd.data.augment.augment_texts) and takes only these keys
-TEXT_AUGMENT_KEYS = ("copies", "delete_rate", "num_swaps", "ngram_rate", "level")
+TEXT_AUGMENT_KEYS = ("copies", "delete_rate", "num_swaps", "ngram_rate", "level", "seed")
 
 
 class DataConfig(Section):
@@ -392,6 +392,12 @@ class DataConfig(Section):
             if unknown:
                 raise ConfigError(f"`{prefix}.augment.{unknown[0]}` applies to token ids; `augment.level: text` takes "
                                   f"{', '.join(TEXT_AUGMENT_KEYS)}.")
+            if "seed" in self.augment and level != "text":
+                raise ConfigError(f"`{prefix}.augment.seed` fixes the copies made from the raw text (`level: text`); "
+                                  f"token-level copies follow the run's `seed`.")
+            if "seed" in self.augment and (not _is_int(self.augment["seed"]) or self.augment["seed"] < 0):
+                raise ConfigError(f"`{prefix}.augment.seed` must be an integer >= 0. "
+                                  f"Received: {prefix}.augment.seed={self.augment['seed']!r}")
             copies = self.augment.get("copies", 1)
             if not _is_int(copies) or copies < 1:
                 raise ConfigError(f"`{prefix}.augment.copies` must be an integer >= 1. "

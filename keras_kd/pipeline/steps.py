@@ -449,7 +449,8 @@ def _text_copies(config, data):
 
 def _text_transfer_set(config, teachers, data, y_extra, copies, batch_size):
     """The transfer set made from raw text: the training texts (and the teacher-labelled unlabelled texts)
-    plus `copies` augmented copies of each (`augment_texts`), every one labelled once by the teachers (each
+    plus `copies` augmented copies of each (`augment_texts`, seeded by `data.augment.seed`, else the run's
+    seed), every one labelled once by the teachers (each
     through its own view; several: their weighted mean log-probabilities). Returns the cached distillation
     dataset and, when there are unlabelled texts, the labelled rows with their gold labels (the scratch
     baseline's transfer set; without unlabelled texts it is the cached set minus the teacher)."""
@@ -458,9 +459,9 @@ def _text_transfer_set(config, teachers, data, y_extra, copies, batch_size):
 
     base = list(data.raw["train"]) + list(data.raw["unlabelled"] if y_extra is not None else [])
     y_base = _concat(data.y_train, y_extra)
-    options = {k: v for k, v in (config.data.augment or {}).items() if k not in ("level", "copies")}
-    raw = base + [t for copy in (augment_texts(base, copies, seed=config.seed, **options) if copies else [])
-                  for t in copy]
+    options = {k: v for k, v in (config.data.augment or {}).items() if k not in ("level", "copies", "seed")}
+    seed = (config.data.augment or {}).get("seed", config.seed)  # fixed: the copies a precomputed teacher labelled
+    raw = base + [t for copy in (augment_texts(base, copies, seed=seed, **options) if copies else []) for t in copy]
     y = np.tile(y_base, copies + 1)
     x = data.student_encoder(raw)
     logits = _teachers_logits(teachers, raw, x)

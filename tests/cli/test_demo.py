@@ -30,9 +30,20 @@ def test_demo_is_the_bundled_config_run_like_distill(monkeypatch, tmp_path):
     assert demo_config.seed == 3 and demo_config.training.epochs == 1 and demo_config.data.max_examples == 768
     assert demo_kwargs["output_dir"] == distill_kwargs["output_dir"] and not demo_kwargs["smoke"]
     (full, _), = _calls(monkeypatch, ["demo", "--run-name", "y"])
-    assert full.seed == 0 and full.teacher.train_epochs == 3 and full.baseline.epochs == 10
-    assert full.student.builder == "ngram_bag" and full.student.kwargs["buckets"] == 32768
-    assert full.data.augment["copies"] == 8 and full.training.keep_best_epoch and full.baseline.data == "best"
+    bag, minilm = full.teachers
+    assert full.seed == 0 and bag.train_epochs == 3 and bag.embedded and minilm.precomputed and minilm.sha256
+    assert full.student.builder == "ngram_cnn" and full.student.kwargs["buckets"] == 32768
+    assert full.data.augment == {"level": "text", "copies": 4, "seed": 0, "delete_rate": 0.1, "num_swaps": 2,
+                                 "ngram_rate": 0.25}  # fixed copies: every run seed finds the precomputed logits
+    assert full.training.epochs == 3 and full.distillation.temperature == 1.0 and full.baseline.epochs == 10
+    assert full.training.keep_best_epoch and full.baseline.data == "best"
+    assert [t.to_dict().get("builder") for t in demo_config.teachers] == ["ngram_bag"]  # --quick: one small teacher
+
+
+def test_demo_train_teacher_drops_embedded_from_every_teacher(monkeypatch):
+    (config, _), = _calls(monkeypatch, ["demo", "--train-teacher", "--run-name", "z"])
+    bag, minilm = config.teachers
+    assert bag.embedded is None and bag.builder == "ngram_bag" and minilm.precomputed
 
 
 @pytest.mark.large

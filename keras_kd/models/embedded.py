@@ -111,13 +111,14 @@ def check_card(card, directory, data_sha256=None):
 
 
 def resolve_folder(directory):
-    """`directory` as given when it exists, else relative to the source tree keras_kd was installed from
-    (`make demo` in a clone: `saved_models/demo_teacher` is found from any working directory)."""
-    if os.path.isabs(directory) or os.path.isdir(directory):
+    """`directory` (a folder or a file) as given when it exists, else relative to the source tree keras_kd
+    was installed from (`make demo` in a clone: `saved_models/demo_teacher` is found from any working
+    directory)."""
+    if os.path.isabs(directory) or os.path.exists(directory):
         return directory
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     candidate = os.path.join(root, directory)
-    return candidate if os.path.isdir(candidate) else directory
+    return candidate if os.path.exists(candidate) else directory
 
 
 def load_embedded_teacher(directory, data_sha256=None):

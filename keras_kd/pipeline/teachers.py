@@ -203,12 +203,13 @@ def _load_precomputed_teacher(spec, key, data, smoke=False):
 
     if data.kind != "text":
         raise ConfigError(f"`{key}.precomputed` looks outputs up by text: it needs text data. Received: {data.kind}")
-    if not os.path.isfile(spec.precomputed):
+    path = embedded.resolve_folder(spec.precomputed)  # relative: also looked up in the source tree
+    if not os.path.isfile(path):
         raise ConfigError(f"`{key}.precomputed`: no such file: {spec.precomputed!r}.")
     if spec.sha256:
-        check_sha256(spec.precomputed, spec.sha256, key)
+        check_sha256(path, spec.sha256, key)
     try:
-        model = PrecomputedTeacher.from_file(spec.precomputed,
+        model = PrecomputedTeacher.from_file(path,
                                              data_sha256=None if smoke else embedded.prepared_data_sha256(data))
     except (OSError, ValueError) as error:
         raise ConfigError(f"`{key}.precomputed`: {error}") from None

@@ -280,6 +280,8 @@ def test_run_with_a_precomputed_teacher_reports_the_ensemble_and_refuses_texts_i
     assert "2 augmented copies each (made from the raw text), teacher outputs cached once" in report
 
 
+    with pytest.raises(ConfigError, match=r"`data.cache_dir` stores a token-level transfer set"):
+        pipeline.run({**mapping, "data": {**mapping["data"], "cache_dir": str(tmp_path / "c")}}, verbose=0)
     missing, _, _ = _precomputed_setup(tmp_path, augmented=False)
     with pytest.raises(ConfigError, match=r"`teachers\[1\].precomputed`: The precomputed teacher has no outputs for "
                                           r"\d+ of \d+ texts .*rebuild them: rebuild it"):

@@ -187,6 +187,9 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     x_transfer = _concat(_model_inputs(teacher, data, "train"), x_extra)
     y_transfer = _concat(data.y_train, y_extra)
     gold_transfer = None
+    if by_text and config.data.cache_dir:
+        raise ConfigError("`data.cache_dir` stores a token-level transfer set; this one (copies made from the raw "
+                          "text, or several teachers cached as one target) is labelled in memory: remove `cache_dir`.")
     if by_text:
         say("Labelling the transfer set with the teacher" + ("s (their mean log-probabilities)" if len(teachers) > 1
                                                               else "") + ", cached once"

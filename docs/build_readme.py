@@ -5,7 +5,6 @@ markers listed in `SECTIONS`, which are copied from their single source:
 
     results         the compact results table, from examples/results/*.json (examples/make_results_table.py)
     data-licenses   the license table of docs/data-licenses.md
-    changelog       docs/changelog.md, each entry cut to its headline
 
     python docs/build_readme.py           # rewrite those blocks (`make results` runs it)
     python docs/build_readme.py --check   # exit 1 when README.md is out of date
@@ -36,35 +35,9 @@ def _results_table():
     return module.render_readme(module.load_documents())
 
 
-def _changelog_summary():
-    """The changelog with each entry cut to its bold headline (or first sentence), plus a link."""
-    text = _block((ROOT / "docs" / "changelog.md").read_text(), "changelog")
-    lines, entry = [], None
-
-    def flush():
-        if entry is not None:
-            joined = " ".join(entry)
-            bold = re.match(r"- \*\*(.+?)\*\*", joined)
-            lines.append(f"- {bold.group(1)}" if bold else re.sub(r"(?<=[.:])\s.*", "", joined))
-
-    for line in text.splitlines():
-        if line.startswith("- "):
-            flush()
-            entry = [line.strip()]
-        elif line.startswith("  ") and entry is not None:
-            entry.append(line.strip())
-        else:
-            flush()
-            entry = None
-            lines.append(line)
-    flush()
-    return "\n".join(lines).strip() + "\n\nDetails: [docs/changelog.md](docs/changelog.md)."
-
-
 SECTIONS = {
     "results": _results_table,
     "data-licenses": lambda: _block((ROOT / "docs" / "data-licenses.md").read_text(), "data-licenses"),
-    "changelog": _changelog_summary,
 }
 
 

@@ -280,6 +280,9 @@ def test_run_with_a_precomputed_teacher_reports_the_ensemble_and_refuses_texts_i
     assert "2 augmented copies each (made from the raw text), teacher outputs cached once" in report
 
 
+    with pytest.warns(UserWarning, match=r"`teachers\[1\].precomputed`: smoke run on a slice"):
+        smoke = pipeline.run(_precomputed_setup(tmp_path, augmented=False)[0], smoke=True, verbose=0)
+    assert smoke.rows[0]["model"] == "teacher"  # a one-step wiring check runs without the copies' logits
     with pytest.raises(ConfigError, match=r"`data.cache_dir` stores a token-level transfer set"):
         pipeline.run({**mapping, "data": {**mapping["data"], "cache_dir": str(tmp_path / "c")}}, verbose=0)
     missing, _, _ = _precomputed_setup(tmp_path, augmented=False)

@@ -196,8 +196,9 @@ def _load_embedded_teacher(spec, key, data, own_inputs, smoke=False):
 
 def _load_precomputed_teacher(spec, key, data, smoke=False):
     """Logits computed elsewhere (`keras_kd.teachers.precomputed`): checked against the file's SHA-256
-    (`sha256`) and the card's data split (not for a smoke slice); its view of a split is the row index
-    of each raw text, and a text without a row is an error naming it."""
+    (`sha256`) and the card's data split; its view of a split is the row index of each raw text, and a
+    text without a row is an error naming it. A smoke run (a one-step wiring check on a slice) skips the
+    split check and gives texts without a row uniform logits, with a warning."""
     from keras_kd.models import embedded
     from keras_kd.teachers.precomputed import PrecomputedTeacher
 
@@ -215,11 +216,16 @@ def _load_precomputed_teacher(spec, key, data, smoke=False):
         raise ConfigError(f"`{key}.precomputed`: {error}") from None
 
     def encode(raw):
+        if smoke:  # a wiring check on a slice (whose augmented copies the file never holds): uniform logits
+            return model.indices(raw, missing="uniform")
         try:
             return model.indices(raw)
         except ValueError as error:
             raise ConfigError(f"`{key}.precomputed`: {error}") from None
 
+    if smoke:
+        warnings.warn(f"`{key}.precomputed`: smoke run on a slice: texts without precomputed outputs get uniform "
+                      "logits (a wiring check, not a distillation).", stacklevel=2)
     return Teacher(model, spec, "precomputed", encode, name="teacher")
 
 

@@ -80,7 +80,9 @@ class PrecomputedTeacher(keras.Model):
         self.card = dict(card or {})
         self.source_params = self.card.get("params")
         self._rows = {bytes(k): i for i, k in enumerate(keys)}
-        self.table = self.add_weight(shape=logits.shape, initializer=keras.initializers.Constant(logits),
+        # one extra row of zeros (uniform probabilities): `indices(..., missing="uniform")` points there
+        table = np.concatenate([logits, np.zeros((1, logits.shape[1]), "float32")])
+        self.table = self.add_weight(shape=table.shape, initializer=keras.initializers.Constant(table),
                                      trainable=False, name="logits_table")
         self.trainable = False
 
@@ -107,10 +109,16 @@ class PrecomputedTeacher(keras.Model):
     def num_rows(self):
         return len(self._rows)
 
-    def indices(self, texts):
-        """Row indices (int32) of `texts`; a `ValueError` names how many have no row and the first one."""
+    def indices(self, texts, missing="error"):
+        """Row indices (int32) of `texts`. A text without a row raises a `ValueError` naming how many have
+        none and the first one; with `missing="uniform"` (a wiring check on other texts, not training)
+        it gets uniform logits (zeros) instead."""
+        if missing not in ("error", "uniform"):
+            raise ValueError(f"`missing` must be 'error' or 'uniform'. Received: missing={missing!r}")
         texts = [str(t) for t in texts]
         rows = [self._rows.get(text_key(t), -1) for t in texts]
+        if missing == "uniform":
+            return np.asarray([r if r >= 0 else len(self._rows) for r in rows], dtype="int32")
         missing = [t for t, r in zip(texts, rows, strict=True) if r < 0]
         if missing:
             raise ValueError(f"The precomputed teacher has no outputs for {len(missing)} of {len(texts)} texts "

@@ -27,6 +27,10 @@ def test_missing_texts_other_splits_and_bad_files_are_refused(tmp_path):
     teacher = PrecomputedTeacher.from_file(path)
     with pytest.raises(ValueError, match=r"no outputs for 2 of 3 texts \(first: 'c'\).*rebuild them: rebuild-me"):
         teacher.indices(["a", "c", "d"])
+    np.testing.assert_array_equal(teacher.indices(["b", "c"], missing="uniform"), [1, 2])  # row 2: zeros
+    np.testing.assert_array_equal(teacher(np.array([2]))["logits"], [[0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"`missing` must be 'error' or 'uniform'. Received: missing='skip'"):
+        teacher.indices(["a"], missing="skip")
     with pytest.raises(ValueError, match=r"trained on another data split \(card data_sha256 abab.*this run's cdcd"):
         PrecomputedTeacher.from_file(path, data_sha256="cd" * 32)
     with pytest.raises(ValueError, match=r"Text 'a' appears twice with different logits"):

@@ -164,8 +164,8 @@ def build_embedded_teacher(config, output, seed=None, verbose=1):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"`config` must be a config file or a bundled config name. Received: config={config!r}")
     run_config = load_config(path)
-    specs = [t for t in run_config.all_teachers if t.embedded is not None] or run_config.all_teachers[:1]
-    spec = specs[0]  # the teacher with `embedded` (the first one when none has it)
+    # the teacher with `embedded` (the first one when none has it)
+    spec = next((t for t in run_config.all_teachers if t.embedded is not None), run_config.all_teachers[0])
     if spec.builder is None or not spec.train_epochs:
         raise ValueError(f"{path}: the embedded teacher is built from `teacher.builder` with `teacher.train_epochs` > 0.")
     seed = run_config.seed if seed is None else seed

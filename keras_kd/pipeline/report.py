@@ -37,10 +37,14 @@ def model_row(name, model, x_test, y_test, size_path=None, reference_logits=None
 
     Size on disk is that of `size_path` when given, else of the weights alone (`weights_size`).
     `logits` (precomputed test logits) and `latency_example` (one input batch) are for models that do
-    not take `x_test` directly (a BERT teacher on its own tokens). The row also carries the test
-    logits under `_logits` and the per-class report under `_report`.
+    not take `x_test` directly (a BERT teacher on its own tokens). With `model=None` (an ensemble, a
+    table of precomputed outputs) the row holds the metrics of `logits` only: params, size and latency
+    are left to the caller (None, ""). The row also carries the test logits under `_logits` and the
+    per-class report under `_report`.
     """
     if logits is None:
+        if model is None:
+            raise ValueError("`model_row(model=None)` needs the test `logits`.")
         logits = model.predict(x_test, batch_size=512, verbose=0)
     logits = np.asarray(logits, dtype=np.float32)
     report = metrics.classification_report(y_test, logits, class_names=class_names, num_classes=logits.shape[-1])
@@ -55,9 +59,10 @@ def model_row(name, model, x_test, y_test, size_path=None, reference_logits=None
         "macro F1": report["macro avg"]["f1"],
         "ECE": metrics.expected_calibration_error(y_test, logits, from_logits=True),
         "teacher agreement": metrics.agreement(logits, reference_logits) if reference_logits is not None else None,
-        "params": metrics.count_params(model),
-        "size on disk": metrics.human_bytes(metrics.size_on_disk(size_path) if size_path else weights_size(model)),
-        "CPU latency / example": f"{keras_latency_ms(model, example):.2f} ms",
+        "params": None if model is None else metrics.count_params(model),
+        "size on disk": "" if model is None else metrics.human_bytes(
+            metrics.size_on_disk(size_path) if size_path else weights_size(model)),
+        "CPU latency / example": "" if model is None else f"{keras_latency_ms(model, example):.2f} ms",
         "_logits": logits,
         "_report": report,
     }

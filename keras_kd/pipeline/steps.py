@@ -179,7 +179,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     # unlabelled rows: the teacher (ensemble) labels them and they join the transfer set
     x_extra = y_extra = None
     if len(data.raw["unlabelled"]):
-        logits = _ensemble_logits(teachers, config, data, "unlabelled")
+        logits = _ensemble_logits(teachers, data, "unlabelled")
         x_extra, y_extra = _model_inputs(teacher, data, "unlabelled"), np.argmax(logits, -1).astype("int32")
         say(f"The teacher labels {len(y_extra)} unlabelled examples (added to the transfer set)", verbose)
 
@@ -196,7 +196,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
             + (f": {len(y_transfer)} examples + {copies} augmented copies each (made from the raw text)"
                if copies else ""), verbose)
         train_ds, gold_transfer = _text_transfer_set(config, teachers, data, y_extra, copies, global_batch)
-        val_ds = _cached_split(teachers, config, data, "val")
+        val_ds = _cached_split(teachers, data, "val")
     elif not online:
         say("Labelling the transfer set with the teacher (its logits cached once)"
              + (f": {len(y_transfer)} examples + {copies} augmented copies each" if copies else ""), verbose)
@@ -218,8 +218,8 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         train_ds = _dataset(x_transfer, y_transfer, global_batch, shuffle=True, seed=config.seed)
         val_ds = _dataset(data.x_val, data.y_val, 512) if len(data.y_val) else None
 
-    teacher_test_logits = _ensemble_logits(teachers, config, data, "test")
-    teacher_val_accuracy = (float(np.mean(np.argmax(_ensemble_logits(teachers, config, data, "val"), -1) == data.y_val))
+    teacher_test_logits = _ensemble_logits(teachers, data, "test")
+    teacher_val_accuracy = (float(np.mean(np.argmax(_ensemble_logits(teachers, data, "val"), -1) == data.y_val))
                             if len(data.y_val) else None)
 
     # the scratch baseline: the same student on the gold labels (see `BaselineConfig` for `baseline.data`)
@@ -430,14 +430,9 @@ def _first(x, n):
     return {k: v[:n] for k, v in x.items()} if isinstance(x, dict) else x[:n]
 
 
-def _ensemble_logits(teachers, config, data, split):
+def _ensemble_logits(teachers, data, split):
     """The teachers' logits on a split (several teachers: their weighted mean of log-probabilities)."""
-    if len(teachers) == 1:
-        return outputs_of(teachers[0].model, teachers[0].view(data, split))
-    from keras_kd.teachers import mean_log_probabilities
-
-    return mean_log_probabilities([outputs_of(t.model, t.view(data, split)) for t in teachers],
-                                  [t.config.weight for t in teachers])
+    return _teachers_logits(teachers, data.raw[split], getattr(data, f"x_{split}"))
 
 
 def _text_copies(config, data):
@@ -476,14 +471,14 @@ def _text_transfer_set(config, teachers, data, y_extra, copies, batch_size):
     return train_ds, gold
 
 
-def _cached_split(teachers, config, data, split):
+def _cached_split(teachers, data, split):
     """A split with the teachers' cached logits (`with_teacher_outputs`), or None when it is empty."""
     from keras_kd.data.cache import with_teacher_outputs
 
     y = getattr(data, f"y_{split}")
     if not len(y):
         return None
-    return with_teacher_outputs(getattr(data, f"x_{split}"), _ensemble_logits(teachers, config, data, split), y,
+    return with_teacher_outputs(getattr(data, f"x_{split}"), _ensemble_logits(teachers, data, split), y,
                                 batch_size=64)
 
 
@@ -506,24 +501,25 @@ def _teacher_rows(teachers, data, test_logits):
     rows = []
     for i, t in enumerate(teachers):
         name = "teacher" if len(teachers) == 1 else f"teacher {i}"
-        latency_example = None if t.shares_student_inputs else _first(t.view(data, "test"), 1)
-        row = report_lib.model_row(name, t.model, data.x_test, data.y_test, class_names=data.class_names,
-                                   logits=test_logits if len(teachers) == 1 else outputs_of(t.model, t.view(data, "test")),
-                                   latency_example=latency_example)
-        if t.kind == "precomputed":
+        logits = test_logits if len(teachers) == 1 else outputs_of(t.model, t.view(data, "test"))
+        if t.kind == "precomputed":  # nothing to measure here: the card gives the source model's size
+            row = report_lib.model_row(name, None, data.x_test, data.y_test, class_names=data.class_names,
+                                       logits=logits)
             card = t.model.card
-            row["params"] = card.get("params") or row["params"]
+            row["params"] = card.get("params") or metrics.count_params(t.model)
             row["size on disk"] = metrics.human_bytes(card["size_bytes"]) if card.get("size_bytes") else ""
             row["CPU latency / example"] = "precomputed"
+        else:
+            latency_example = None if t.shares_student_inputs else _first(t.view(data, "test"), 1)
+            row = report_lib.model_row(name, t.model, data.x_test, data.y_test, class_names=data.class_names,
+                                       logits=logits, latency_example=latency_example)
         rows.append(row)
     if len(teachers) == 1:
         return rows
-    ensemble = report_lib.model_row("teacher", teachers[0].model, data.x_test, data.y_test,
-                                    class_names=data.class_names, logits=test_logits,
-                                    latency_example=_first(teachers[0].view(data, "test"), 1))
+    ensemble = report_lib.model_row("teacher", None, data.x_test, data.y_test, class_names=data.class_names,
+                                    logits=test_logits)
     ensemble["params"] = sum(r["params"] for r in rows)
     sizes = [r["size on disk"] for r in rows]
     ensemble["size on disk"] = (metrics.human_bytes(sum(report_lib.kilobytes(v) * 1024 for v in sizes))
                                 if all(sizes) else "")
-    ensemble["CPU latency / example"] = ""
     return [ensemble, *rows]

@@ -48,3 +48,9 @@ def test_model_row_values():
     assert row["teacher agreement"] == pytest.approx(0.75)  # predictions 0,1,0,1 vs 0,0,0,1
     assert row["params"] == 4
     assert row["_report"]["b"]["support"] == 3
+    # no model (an ensemble's logits): the same metrics, nothing measured
+    bare = report.model_row("e", None, x, y, reference_logits=reference, class_names=["a", "b"], logits=x)
+    assert bare["accuracy"] == row["accuracy"] and bare["macro R"] == row["macro R"]
+    assert (bare["params"], bare["size on disk"], bare["CPU latency / example"]) == (None, "", "")
+    with pytest.raises(ValueError, match=r"`model_row\(model=None\)` needs the test `logits`"):
+        report.model_row("e", None, x, y)

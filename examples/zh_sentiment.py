@@ -60,7 +60,7 @@ def main(argv=None):
     members = [name for name in first if name.startswith("teacher ")]
     describe = {"teacher": "teacher: ensemble (mean log-probabilities)" if members else "teacher"}
     for name, spec in zip(members, config.all_teachers if members else [], strict=True):
-        describe[name] = (f"{name}: {spec.builder} embedded in saved_models/demo_teacher" if spec.embedded else
+        describe[name] = (f"{name}: {spec.builder} embedded in {spec.embedded}" if spec.embedded else
                           f"{name}: glossed MiniLM, logits precomputed" if spec.precomputed else f"{name}: {spec.kind}")
     out = []
     for name in ["teacher", *members]:

@@ -9,10 +9,10 @@ embedded in `saved_models/demo_teacher/`) and all-MiniLM-L6-v2 fine-tuned on Eng
 glosses of the reviews (22.7 M parameters; its logits for this split ship as a `precomputed` teacher,
 `examples/gloss_teacher.py` rebuilds them). The transfer set is every training review plus
 augmented copies made from the raw text (n-gram sampling, deletion, swaps; Tang et al. 2019),
-labelled once by both teachers, distilled (KL, T=2, teacher only) into a character n-gram CNN.
+labelled once by both teachers, distilled (KL, T=1, teacher only) into a character n-gram CNN.
 
 The comparison is fair: the scratch student is the same model on the gold labels, trained twice
-(the labelled reviews for 10 epochs; the same transfer set for the distilled student's 2 epochs),
+(the labelled reviews for 10 epochs; the same transfer set for the distilled student's 3 epochs),
 with the same optimizer and cosine schedule, keeping the run with the better validation accuracy;
 every student keeps its best validation epoch. The test set is used once per model. The recipe was
 chosen on the validation split (the first 10 % of the training reviews), see

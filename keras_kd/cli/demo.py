@@ -10,7 +10,7 @@ The demo IS a bundled config (`keras_kd/configs/demo.yaml`, the same file as
    and MiniLM fine-tuned on English dictionary glosses of the reviews, whose logits for the demo's
    texts ship in saved_models/demo_teacher/glossed_minilm.npz (checked against the split and every
    text; examples/gloss_teacher.py rebuilds it).
-2. The transfer set (every training review plus 4 copies made from the raw text: n-gram sampling,
+2. The transfer set (every training review plus 8 copies made from the raw text: n-gram sampling,
    random deletion and swaps of characters, Tang et al. 2019) is labelled by the teachers once.
 3. A student >= 10x smaller (a char n-gram CNN) is distilled on the cached logits; the same architecture trained from
    scratch on the labels is the baseline.

@@ -33,6 +33,7 @@ def test_demo_is_the_bundled_config_run_like_distill(monkeypatch, tmp_path):
     bag, minilm = full.teachers
     assert full.seed == 0 and bag.train_epochs == 3 and bag.embedded and minilm.precomputed and minilm.sha256
     assert full.student.builder == "ngram_cnn" and full.student.kwargs["buckets"] == 32768
+    assert full.student.kwargs["ngrams"] == [1, 2, 3]
     assert full.data.augment == {"level": "text", "copies": 8, "seed": 0, "delete_rate": 0.1, "num_swaps": 2,
                                  "ngram_rate": 0.25}  # fixed copies: every run seed finds the precomputed logits
     assert full.training.epochs == 3 and full.distillation.temperature == 1.0 and full.baseline.epochs == 10

@@ -246,7 +246,7 @@ def _value(metric):
 # (role, metric, floor): every row of that role must reach the floor on that metric.
 FLOORS = {
     "fashion_mnist": [("teacher", "accuracy", 0.88), ("student", "accuracy", 0.85)],  # measured 0.9185 / >= 0.889
-    "zh_sentiment": [("teacher", "accuracy", 0.80), ("student", "accuracy", 0.78)],  # measured >= 0.851 / >= 0.824
+    "zh_sentiment": [("teacher", "accuracy", 0.80), ("student", "accuracy", 0.78)],  # measured >= 0.851 / >= 0.821
     "multilingual_embeddings": [("student", "x_to_en_mean", 0.87)],  # measured 0.910 (teacher 0.263)
     "cross_lingual_sentiment": [("teacher", "en_accuracy", 0.70)],  # measured 0.748
     "en_sentiment_bert": [("teacher", "accuracy", 0.79), ("student", "accuracy", 0.73)],  # measured 0.826 / >= 0.765

@@ -146,7 +146,7 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
 
     import keras_kd
     from keras_kd.callbacks import DistillationTensorBoard
-    from keras_kd.data.cache import cache_teacher_outputs
+    from keras_kd.data.cache import cache_teacher_outputs, with_teacher_outputs
 
     training, distillation = config.training, config.distillation
     strategy = _strategy(config.strategy)
@@ -187,6 +187,8 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
     x_transfer = _concat(_model_inputs(teacher, data, "train"), x_extra)
     y_transfer = _concat(data.y_train, y_extra)
     gold_transfer = None
+    # the teachers' validation logits, once: the cached validation set (by text) and the teacher's accuracy
+    val_logits = _ensemble_logits(teachers, data, "val") if len(data.y_val) else None
     if by_text and config.data.cache_dir:
         raise ConfigError("`data.cache_dir` stores a token-level transfer set; this one (copies made from the raw "
                           "text, or several teachers cached as one target) is labelled in memory: remove `cache_dir`.")
@@ -196,7 +198,8 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
             + (f": {len(y_transfer)} examples + {copies} augmented copies each (made from the raw text)"
                if copies else ""), verbose)
         train_ds, gold_transfer = _text_transfer_set(config, teachers, data, y_extra, copies, global_batch)
-        val_ds = _cached_split(teachers, data, "val")
+        val_ds = (with_teacher_outputs(data.x_val, val_logits, data.y_val, batch_size=64)
+                  if val_logits is not None else None)
     elif not online:
         say("Labelling the transfer set with the teacher (its logits cached once)"
              + (f": {len(y_transfer)} examples + {copies} augmented copies each" if copies else ""), verbose)
@@ -219,8 +222,8 @@ def _run_classification(config, data, out_dir, run_dir, smoke, verbose, options,
         val_ds = _dataset(data.x_val, data.y_val, 512) if len(data.y_val) else None
 
     teacher_test_logits = _ensemble_logits(teachers, data, "test")
-    teacher_val_accuracy = (float(np.mean(np.argmax(_ensemble_logits(teachers, data, "val"), -1) == data.y_val))
-                            if len(data.y_val) else None)
+    teacher_val_accuracy = (float(np.mean(np.argmax(val_logits, -1) == data.y_val))
+                            if val_logits is not None else None)
 
     # the scratch baseline: the same student on the gold labels (see `BaselineConfig` for `baseline.data`)
     scratch, scratch_note = None, None
@@ -469,17 +472,6 @@ def _text_transfer_set(config, teachers, data, y_extra, copies, batch_size):
         labelled = np.tile(np.arange(len(base)) < len(data.y_train), copies + 1)
         gold = _dataset(x[labelled], y[labelled], config.training.batch_size, shuffle=True, seed=config.seed)
     return train_ds, gold
-
-
-def _cached_split(teachers, data, split):
-    """A split with the teachers' cached logits (`with_teacher_outputs`), or None when it is empty."""
-    from keras_kd.data.cache import with_teacher_outputs
-
-    y = getattr(data, f"y_{split}")
-    if not len(y):
-        return None
-    return with_teacher_outputs(getattr(data, f"x_{split}"), _ensemble_logits(teachers, data, split), y,
-                                batch_size=64)
 
 
 def _teachers_logits(teachers, raw, x_student):

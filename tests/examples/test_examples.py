@@ -236,6 +236,23 @@ def test_en_sentiment_bert_smoke(tmp_path):
     assert {"teacher_pass_s_per_1k_texts", "fraction_of_teacher"} <= set(document["summary"])
 
 
+@pytest.mark.large  # two MiniLM fine-tunings at smoke size
+@needs_minilm
+def test_en_sentiment_bert_seed_ensemble_teacher(tmp_path):
+    import en_sentiment_bert
+
+    document = en_sentiment_bert.main(["--smoke", "--teacher-seeds", "0", "1", "--output", str(tmp_path / "en.json")])
+    summary, teacher = document["summary"], document["rows"][0]
+    members = summary["seed_ensemble"]["members"]
+    assert [m["seed"] for m in members] == [0, 1]
+    assert members[1]["tag"] == members[0]["tag"] + "_s1"  # each seed cached under its own name
+    assert sorted(p.name for p in (tmp_path / "en_sentiment_bert_smoke").glob("teacher_*_s1.npz")) == [f"teacher_{members[1]['tag']}.npz"]
+    assert teacher["params"] == 2 * 22_713_986 and teacher["model"].startswith("ensemble of 2 all-MiniLM")
+    assert summary["teacher_accuracy"] == summary["seed_ensemble"]["test_accuracy"] == teacher["metrics"]["accuracy"]
+    kd = summary["distilled_accuracy"]
+    assert summary["fraction_of_single_minilm"] == pytest.approx([kd / m["test_accuracy"] for m in members])
+
+
 # ---------------------------------------------------------------- full runs (minutes to hours)
 def _value(metric):
     return metric["mean"] if isinstance(metric, dict) and "mean" in metric else metric

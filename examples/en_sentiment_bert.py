@@ -14,7 +14,9 @@
    log-probabilities (`mean_log_probabilities`; `--ensemble-weights` re-weights the two models,
    `--ngram-folds K` takes the bag's targets on the reviews it was fitted on out of fold: both
    measured on validation, neither beat the plain mean). `--teacher-data fit` fine-tunes MiniLM
-   without the validation reviews (cached under its own name).
+   without the validation reviews (cached under its own name). `--teacher-seeds 0 1 2` fine-tunes
+   one MiniLM per seed (same recipe; seed 0 is the single teacher's cache, the others `..._s<seed>`)
+   and the teacher is their ensemble: the mean of their log-probabilities labels the transfer set.
 2. Transfer set (Tang et al. 2019): the student-training reviews, `--augment-copies` augmented
    copies of each (`augment_text`: word masking, word deletion, n-gram sampling) and the corpus's
    1,084 unique unlabelled `plot` summaries (+ their augmented copies) and, with `--unlabelled N`, N

@@ -266,7 +266,7 @@ FLOORS = {
     "zh_sentiment": [("teacher", "accuracy", 0.80), ("student", "accuracy", 0.78)],  # measured >= 0.851 / >= 0.821
     "multilingual_embeddings": [("student", "x_to_en_mean", 0.87)],  # measured 0.910 (teacher 0.263)
     "cross_lingual_sentiment": [("teacher", "en_accuracy", 0.70)],  # measured 0.748
-    "en_sentiment_bert": [("teacher", "accuracy", 0.79), ("student", "accuracy", 0.73)],  # measured 0.826 / >= 0.765
+    "en_sentiment_bert": [("teacher", "accuracy", 0.79), ("student", "accuracy", 0.73)],  # measured 0.824 / >= 0.765
 }
 
 
@@ -279,7 +279,8 @@ FLOORS = {
         ("multilingual_embeddings", ["--epochs", "4", "--eval-every", "4", "--export"]),
         ("cross_lingual_sentiment", ["--seeds", "0", "1", "2"]),
         ("en_sentiment_bert", ["--vocab", "trim", "--embed-dim", "60", "--unlabelled", "48000", "--loss", "mse",
-                               "--teacher-data", "fit", "--frozen-layers", "0", "--teacher-epochs", "3"]),
+                               "--teacher-data", "fit", "--frozen-layers", "0", "--teacher-epochs", "3",
+                               "--teacher-seeds", "0", "1", "2"]),
     ],
 )
 def test_full_run(script, argv, tmp_path):

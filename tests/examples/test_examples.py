@@ -224,6 +224,18 @@ def test_en_augmentation_keeps_words():
     assert sampled in text and len(sampled.split()) >= 3
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--ema", "1.5"], "--ema must be in [0, 1). Received: 1.5"),
+    (["--teacher-seeds", "0", "1", "0"], "--teacher-seeds must be distinct. Received: [0, 1, 0]"),
+])
+def test_en_sentiment_bert_refuses_bad_options_before_any_work(argv, message, capsys):
+    import en_sentiment_bert
+
+    with pytest.raises(SystemExit) as excinfo:
+        en_sentiment_bert.main(argv)
+    assert excinfo.value.code == 2 and message in capsys.readouterr().err
+
+
 @pytest.mark.large  # MiniLM fine-tuning + an online epoch: ~1 min even at smoke size
 @needs_minilm
 def test_en_sentiment_bert_smoke(tmp_path):

